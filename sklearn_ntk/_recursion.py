@@ -1,0 +1,547 @@
+"""The layer recursion of DESIGN §1, shared by every kernel in the package.
+
+State of the recursion for a pair of inputs :math:`(x, y)` after a Dense layer:
+``(s12, s11, s22, ntk)`` = :math:`(\\Sigma(x,y), \\Sigma(x,x), \\Sigma(y,y), \\Theta(x,y))`.
+A network ``Dense -> [phi -> Dense] x depth`` maps it by
+
+* :func:`_dense0` -- the input layer: :math:`\\Sigma^1 = \\sigma_w^2\\, x\\cdot y/d + \\sigma_b^2`,
+  :math:`\\Theta^1 = \\Sigma^1`;
+* :func:`_moments` -- one pure scalar function per activation giving
+  :math:`(\\mathcal{T}, \\dot{\\mathcal{T}})` of the current state (closed forms), or
+  :func:`numeric_moments` (Gaussian quadrature, for everything else);
+* the Dense update :math:`\\Sigma' = \\sigma_w^2\\mathcal{T} + \\sigma_b^2`,
+  :math:`\\Theta' = \\Sigma' + \\sigma_w^2\\dot{\\mathcal{T}}\\,\\Theta`.
+
+For closed-form activations all layers are fused into one compiled, parallel pass over the
+``(n, m)`` output (:func:`_pairs_values`, :func:`_pairs_grad`): the matrix is read and written once,
+only the upper triangle is computed when ``Y is None``, and the diagonal entries of ``k(X)`` take
+the exact :math:`\\theta = 0` branch, so they carry no round-off in the angle and their derivative
+is exact. The per-row variances :math:`\\Sigma^l(x, x)` of every layer are computed beforehand in
+``O(n (d + depth))`` (:func:`_diag_values`), which is also how ``diag(X)`` is evaluated.
+
+Forward-mode derivatives with respect to :math:`\\log\\sigma_b` and :math:`\\log\\sigma_w` are
+propagated alongside (``grad`` variants) through the chain rule with the partial derivatives of
+:math:`\\mathcal{T}` and :math:`\\dot{\\mathcal{T}}` with respect to ``(a, b, c)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from .activations import (
+    CODE_AB_RELU,
+    CODE_ERF,
+    CODE_GELU,
+    CODE_IDENTITY,
+    CODE_SIGN,
+    CODE_SIN,
+)
+
+_PI = math.pi
+_TWO_PI = 2.0 * math.pi
+_jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
+_pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
+
+
+# --------------------------------------------------------------------------------------------------
+# per-activation closed forms: (a, b, c) = (Var u, Var v, Cov(u, v)) -> (T, Tdot[, partials])
+# --------------------------------------------------------------------------------------------------
+@_jit
+def _angle(a, b, c, same):
+    """Return (q, rho, theta, sin_theta) with q = sqrt(a b); exact theta = 0 when ``same``."""
+    if same:
+        return a, 1.0, 0.0, 0.0
+    q = math.sqrt(a) * math.sqrt(b)
+    rho = c / q
+    if rho >= 1.0:
+        return q, 1.0, 0.0, 0.0
+    if rho <= -1.0:
+        return q, -1.0, _PI, 0.0
+    return q, rho, math.acos(rho), math.sqrt((1.0 - rho) * (1.0 + rho))
+
+
+@_jit
+def _gelu_values(a, b, c):
+    aa = 1.0 + a
+    bb = 1.0 + b
+    ab_c2 = a * b - c * c
+    if ab_c2 < 0.0:
+        ab_c2 = 0.0
+    det = 1.0 + a + b + ab_c2
+    rdet = math.sqrt(det)
+    rho_w = c / math.sqrt(aa * bb)
+    if rho_w > 1.0:
+        rho_w = 1.0
+    elif rho_w < -1.0:
+        rho_w = -1.0
+    asn = math.asin(rho_w)
+    num = a * b + c * c * (1.0 - a * b) / (aa * bb)
+    t = 0.25 * c + c * asn / _TWO_PI + num / (_TWO_PI * rdet)
+    td = (
+        0.25
+        + asn / _TWO_PI
+        + (c + 2.0 * c * (1.0 - a * b) / (aa * bb)) / (_TWO_PI * rdet)
+        + num * c / (_TWO_PI * det * rdet)
+    )
+    return t, td
+
+
+@_jit
+def _moments(code, p0, p1, a, b, c, same):
+    """(T, Tdot) of activation ``code`` with parameters ``(p0, p1)`` at the state ``(a, b, c)``."""
+    if code == CODE_AB_RELU:
+        if a <= 0.0 or b <= 0.0:
+            return 0.0, 0.0  # a degenerate input: u == 0 and phi(0) = 0 (phi'(0) = 0 as in torch)
+        q, rho, th, st = _angle(a, b, c, same)
+        diff2 = (p0 - p1) * (p0 - p1)
+        td = ((p0 * p0 + p1 * p1) * _PI - diff2 * th) / _TWO_PI
+        return diff2 * q * st / _TWO_PI + td * q * rho, td
+    if code == CODE_IDENTITY:
+        return c, 1.0
+    if code == CODE_ERF:
+        d = (1.0 + 2.0 * a) * (1.0 + 2.0 * b)
+        ab_c2 = a * b - c * c
+        if ab_c2 < 0.0 or same:
+            ab_c2 = 0.0
+        g = 1.0 + 2.0 * a + 2.0 * b + 4.0 * ab_c2
+        r = 2.0 * c / math.sqrt(d)
+        if r > 1.0:
+            r = 1.0
+        elif r < -1.0:
+            r = -1.0
+        return 2.0 / _PI * math.asin(r), 4.0 / _PI / math.sqrt(g)
+    if code == CODE_SIGN:
+        if a <= 0.0 or b <= 0.0:
+            return 0.0, 0.0
+        q, rho, th, st = _angle(a, b, c, same)
+        return 1.0 - 2.0 * th / _PI, 0.0
+    if code == CODE_SIN:
+        h = 0.5 * (a + b)
+        ep = 0.5 * math.exp(c - h)
+        em = 0.5 * math.exp(-c - h)
+        return ep - em, ep + em
+    if code == CODE_GELU:
+        if same:
+            c = a
+        return _gelu_values(a, b, c)
+    return math.nan, math.nan
+
+
+@_jit
+def _moments_grad(code, p0, p1, a, b, c, same):
+    """(T, Tdot, dT/da, dT/db, dT/dc, dTdot/da, dTdot/db, dTdot/dc) for the closed forms."""
+    t, td = _moments(code, p0, p1, a, b, c, same)
+    if code == CODE_AB_RELU:
+        if a <= 0.0 or b <= 0.0:
+            return t, td, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        q, rho, th, st = _angle(a, b, c, same)
+        cc = q * rho
+        ta = (t - cc * td) / (2.0 * a)
+        tb = (t - cc * td) / (2.0 * b)
+        if st == 0.0:
+            return t, td, ta, tb, td, 0.0, 0.0, 0.0
+        k = (p0 - p1) * (p0 - p1) / _TWO_PI / st  # dTdot/drho
+        return t, td, ta, tb, td, -k * rho / (2.0 * a), -k * rho / (2.0 * b), k / q
+    if code == CODE_IDENTITY:
+        return t, td, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0
+    if code == CODE_ERF:
+        pa = 1.0 + 2.0 * a
+        pb = 1.0 + 2.0 * b
+        d = pa * pb
+        ab_c2 = a * b - c * c
+        if ab_c2 < 0.0 or same:
+            ab_c2 = 0.0
+        g = 1.0 + 2.0 * a + 2.0 * b + 4.0 * ab_c2
+        rg = math.sqrt(g)
+        f = 4.0 / _PI
+        g32 = g * rg
+        return (
+            t,
+            td,
+            -f * c * pb / (d * rg),
+            -f * c * pa / (d * rg),
+            td,
+            -f * pb / g32,
+            -f * pa / g32,
+            f * 4.0 * c / g32,
+        )
+    if code == CODE_SIGN:
+        if a <= 0.0 or b <= 0.0:
+            return t, td, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        q, rho, th, st = _angle(a, b, c, same)
+        if st == 0.0:
+            return t, td, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        k = 2.0 / _PI / st  # dT/drho
+        return t, td, -k * rho / (2.0 * a), -k * rho / (2.0 * b), k / q, 0.0, 0.0, 0.0
+    if code == CODE_SIN:
+        return t, td, -0.5 * t, -0.5 * t, td, -0.5 * td, -0.5 * td, t
+    return math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan
+
+
+# --------------------------------------------------------------------------------------------------
+# fused drivers (closed forms)
+# --------------------------------------------------------------------------------------------------
+@_pjit
+def _diag_values(code, p0, p1, w2, b2, depth, sq):
+    """Per-row recursion. ``sq`` = |x|^2/d. Returns (sigma history (depth+1, n), ntk (n,))."""
+    n = sq.shape[0]
+    hist = np.empty((depth + 1, n))
+    ntk = np.empty(n)
+    for i in numba.prange(n):
+        s = w2 * sq[i] + b2
+        th = s
+        hist[0, i] = s
+        for layer in range(depth):
+            t, td = _moments(code, p0, p1, s, s, s, True)
+            s_new = w2 * t + b2
+            th = s_new + w2 * td * th
+            s = s_new
+            hist[layer + 1, i] = s
+        ntk[i] = th
+    return hist, ntk
+
+
+@_pjit
+def _diag_grad(code, p0, p1, w2, b2, depth, sq):
+    """Per-row recursion with forward derivatives w.r.t. (log sigma_b, log sigma_w).
+
+    Returns hist (depth+1, n), dhist (depth+1, n, 2), ntk (n,), dntk (n, 2).
+    """
+    n = sq.shape[0]
+    hist = np.empty((depth + 1, n))
+    dhist = np.empty((depth + 1, n, 2))
+    ntk = np.empty(n)
+    dntk = np.empty((n, 2))
+    for i in numba.prange(n):
+        s = w2 * sq[i] + b2
+        ds_b = 2.0 * b2
+        ds_w = 2.0 * w2 * sq[i]
+        th, dth_b, dth_w = s, ds_b, ds_w
+        hist[0, i] = s
+        dhist[0, i, 0] = ds_b
+        dhist[0, i, 1] = ds_w
+        for layer in range(depth):
+            t, td, ta, tb, tc, tda, tdb, tdc = _moments_grad(code, p0, p1, s, s, s, True)
+            dt_b = (ta + tb + tc) * ds_b
+            dt_w = (ta + tb + tc) * ds_w
+            dtd_b = (tda + tdb + tdc) * ds_b
+            dtd_w = (tda + tdb + tdc) * ds_w
+            s_new = w2 * t + b2
+            dsn_b = w2 * dt_b + 2.0 * b2
+            dsn_w = w2 * dt_w + 2.0 * w2 * t
+            nth = s_new + w2 * td * th
+            dth_b = dsn_b + w2 * (dtd_b * th + td * dth_b)
+            dth_w = dsn_w + w2 * (2.0 * td * th + dtd_w * th + td * dth_w)
+            th = nth
+            s, ds_b, ds_w = s_new, dsn_b, dsn_w
+            hist[layer + 1, i] = s
+            dhist[layer + 1, i, 0] = ds_b
+            dhist[layer + 1, i, 1] = ds_w
+        ntk[i] = th
+        dntk[i, 0] = dth_b
+        dntk[i, 1] = dth_w
+    return hist, dhist, ntk, dntk
+
+
+@_jit
+def _row_values(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out):
+    """One row of :func:`_pairs_values`."""
+    m = gram.shape[1]
+    j0 = i if sym else 0
+    for j in range(j0, m):
+        same = sym and i == j
+        s = w2 * gram[i, j] + b2
+        if same:
+            s = hx[0, i]
+        th = s
+        for layer in range(depth):
+            t, td = _moments(code, p0, p1, hx[layer, i], hy[layer, j], s, same)
+            s_new = w2 * t + b2
+            th = s_new + w2 * td * th
+            s = s_new
+        nngp_out[i, j] = s
+        ntk_out[i, j] = th
+
+
+@_pjit
+def _pairs_values(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out):
+    """All layers for every pair. ``gram`` = X Y^T / d; ``hx``/``hy`` per-row variance histories.
+
+    With ``sym`` only i <= j is computed and the caller mirrors the lower triangle; rows are
+    processed in pairs (task, n - 1 - task) so both threads get the same amount of work.
+    ``nngp_out`` may be ``gram`` itself (each element is read before it is written).
+    """
+    n = gram.shape[0]
+    if sym:
+        for task in numba.prange((n + 1) // 2):
+            _row_values(task, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out)
+            other = n - 1 - task
+            if other != task:
+                _row_values(other, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out)
+    else:
+        for i in numba.prange(n):
+            _row_values(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out)
+
+
+@_jit
+def _row_grad(i, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out):
+    """One row (j >= i) of :func:`_pairs_grad`."""
+    n = gram.shape[0]
+    for j in range(i, n):
+        same = i == j
+        if same:
+            s = hx[0, i]
+            ds_b = dhx[0, i, 0]
+            ds_w = dhx[0, i, 1]
+        else:
+            s = w2 * gram[i, j] + b2
+            ds_b = 2.0 * b2
+            ds_w = 2.0 * w2 * gram[i, j]
+        th, dth_b, dth_w = s, ds_b, ds_w
+        for layer in range(depth):
+            t, td, ta, tb, tc, tda, tdb, tdc = _moments_grad(
+                code, p0, p1, hx[layer, i], hx[layer, j], s, same
+            )
+            da_b = dhx[layer, i, 0]
+            da_w = dhx[layer, i, 1]
+            db_b = dhx[layer, j, 0]
+            db_w = dhx[layer, j, 1]
+            dt_b = ta * da_b + tb * db_b + tc * ds_b
+            dt_w = ta * da_w + tb * db_w + tc * ds_w
+            dtd_b = tda * da_b + tdb * db_b + tdc * ds_b
+            dtd_w = tda * da_w + tdb * db_w + tdc * ds_w
+            s_new = w2 * t + b2
+            dsn_b = w2 * dt_b + 2.0 * b2
+            dsn_w = w2 * dt_w + 2.0 * w2 * t
+            nth = s_new + w2 * td * th
+            dth_b = dsn_b + w2 * (dtd_b * th + td * dth_b)
+            dth_w = dsn_w + w2 * (2.0 * td * th + dtd_w * th + td * dth_w)
+            th = nth
+            s, ds_b, ds_w = s_new, dsn_b, dsn_w
+        if want_ntk:
+            k_out[i, j] = th
+            dk_out[i, j, 0] = dth_b
+            dk_out[i, j, 1] = dth_w
+        else:
+            k_out[i, j] = s
+            dk_out[i, j, 0] = ds_b
+            dk_out[i, j, 1] = ds_w
+
+
+@_pjit
+def _pairs_grad(code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out):
+    """Symmetric k(X) and its gradient w.r.t. (log sigma_b, log sigma_w), upper triangle only."""
+    n = gram.shape[0]
+    for task in numba.prange((n + 1) // 2):
+        _row_grad(task, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out)
+        other = n - 1 - task
+        if other != task:
+            _row_grad(other, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out)
+
+
+@_pjit
+def _mirror(a):
+    """Copy the upper triangle of a square (n, n) array into the lower one, in place."""
+    n = a.shape[0]
+    for i in numba.prange(n):
+        for j in range(i):
+            a[i, j] = a[j, i]
+
+
+@_pjit
+def _mirror3(a):
+    """Copy the upper triangle of a (n, n, k) array into the lower one, in place."""
+    n = a.shape[0]
+    for i in numba.prange(n):
+        for j in range(i):
+            for k in range(a.shape[2]):
+                a[i, j, k] = a[j, i, k]
+
+
+# --------------------------------------------------------------------------------------------------
+# numerical Gaussian expectations (tanh, sigmoid, SiLU, user callables; GELU's partials)
+# --------------------------------------------------------------------------------------------------
+_Z_MAX = 8.5  # standard-normal mass beyond this is < 1e-16
+_H_SCALE = 0.25  # trapezoid step = _H_SCALE / max(1, std); ~1e-10 relative for tanh and its derivatives
+_CHUNK = 1 << 22  # evaluation points per chunk (bounds temporary memory to ~ 200 MB)
+
+
+def _nodes(max_var):
+    """Trapezoid nodes and weights for E[f(z)], z ~ N(0, 1), resolving features of width 1/std."""
+    h = _H_SCALE / max(1.0, math.sqrt(max(max_var, 0.0)))
+    half = np.arange(0.0, _Z_MAX + h, h)
+    z = np.concatenate([-half[:0:-1], half])
+    w = h * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    keep = w > 1e-18 * w.max()
+    z, w = z[keep], w[keep]
+    return z, w / w.sum()
+
+
+def numeric_moments(act, a, b, c, same, grad=False):
+    """Gaussian expectations of an activation by the trapezoidal rule, for flat arrays of pairs.
+
+    Parameters
+    ----------
+    act : Activation
+        Provides ``derivatives(x, order)``.
+    a, b, c : ndarray of shape (p,)
+        Variances of ``u``, ``v`` and their covariance.
+    same : ndarray of bool, shape (p,)
+        Pairs known to be identical inputs (correlation exactly one).
+    grad : bool
+        Also return the partial derivatives, via Price's theorem:
+        :math:`\\partial_c\\mathcal{T} = \\dot{\\mathcal{T}}`,
+        :math:`\\partial_a\\mathcal{T} = \\tfrac12\\mathbb{E}[\\phi''(u)\\phi(v)]`,
+        :math:`\\partial_c\\dot{\\mathcal{T}} = \\mathbb{E}[\\phi''(u)\\phi''(v)]`,
+        :math:`\\partial_a\\dot{\\mathcal{T}} = \\tfrac12\\mathbb{E}[\\phi'''(u)\\phi'(v)]`.
+
+    Returns
+    -------
+    tuple of ndarray
+        ``(T, Tdot)`` or ``(T, Tdot, Ta, Tb, Tc, Tda, Tdb, Tdc)``.
+    """
+    p = a.shape[0]
+    order = 3 if grad else 1
+    n_out = 8 if grad else 2
+    out = [np.empty(p) for _ in range(n_out)]
+    if p == 0:
+        return tuple(out)
+    z, w = _nodes(float(max(a.max(), b.max())))
+    nz = z.shape[0]
+    sa = np.sqrt(np.maximum(a, 0.0))
+    sb = np.sqrt(np.maximum(b, 0.0))
+    denom = sa * sb
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(denom > 0, c / np.where(denom > 0, denom, 1.0), 0.0)
+    rho = np.clip(rho, -1.0, 1.0)
+    rho[same] = 1.0
+    s = np.sqrt((1.0 - rho) * (1.0 + rho))
+    if same.all():  # one-dimensional rule: u == v
+        u = sa[:, None] * z[None, :]
+        f = act.derivatives(u, order)
+
+        def quad1(i, j):
+            return (f[i] * f[j]) @ w
+
+        out[0][:] = quad1(0, 0)
+        out[1][:] = quad1(1, 1)
+        if grad:
+            out[2][:] = out[3][:] = 0.5 * quad1(2, 0)
+            out[4][:] = out[1]
+            out[5][:] = out[6][:] = 0.5 * quad1(3, 1)
+            out[7][:] = quad1(2, 2)
+        return tuple(out)
+    step = max(1, _CHUNK // (nz * nz))
+    for start in range(0, p, step):
+        sl = slice(start, min(p, start + step))
+        u = sa[sl, None] * z[None, :]  # (q, nz)
+        fu = act.derivatives(u, order)
+        v = sb[sl, None, None] * (rho[sl, None, None] * z[None, :, None] + s[sl, None, None] * z)
+        gv = act.derivatives(v, order)  # each (q, nz, nz)
+        # inner sums over z2 first: G_k[q, i] = sum_l w_l g_k(v[q, i, l])
+        gsum = [g @ w for g in gv]
+
+        def quad(i, j):
+            return (fu[i] * gsum[j]) @ w
+
+        out[0][sl] = quad(0, 0)
+        out[1][sl] = quad(1, 1)
+        if grad:
+            out[2][sl] = 0.5 * quad(2, 0)
+            out[3][sl] = 0.5 * quad(0, 2)
+            out[4][sl] = out[1][sl]
+            out[5][sl] = 0.5 * quad(3, 1)
+            out[6][sl] = 0.5 * quad(1, 3)
+            out[7][sl] = quad(2, 2)
+    return tuple(out)
+
+
+def numeric_diag(act, w2, b2, depth, sq, grad=False):
+    """Per-row recursion with numerical expectations; same outputs as ``_diag_values``/``_diag_grad``."""
+    n = sq.shape[0]
+    same = np.ones(n, dtype=bool)
+    s = w2 * sq + b2
+    th = s.copy()
+    hist = [s]
+    if grad:
+        ds = np.stack([np.full(n, 2.0 * b2), 2.0 * w2 * sq], axis=1)
+        dth = ds.copy()
+        dhist = [ds]
+    for _ in range(depth):
+        res = numeric_moments(act, s, s, s, same, grad=grad)
+        t, td = res[0], res[1]
+        s_new = w2 * t + b2
+        th_new = s_new + w2 * td * th
+        if grad:
+            ta, tb, tc, tda, tdb, tdc = res[2:]
+            dt = (ta + tb + tc)[:, None] * ds
+            dtd = (tda + tdb + tdc)[:, None] * ds
+            dsn = w2 * dt
+            dsn[:, 0] += 2.0 * b2
+            dsn[:, 1] += 2.0 * w2 * t
+            dth = dsn + w2 * (dtd * th[:, None] + td[:, None] * dth)
+            dth[:, 1] += 2.0 * w2 * td * th
+            ds = dsn
+            dhist.append(ds)
+        s, th = s_new, th_new
+        hist.append(s)
+    if grad:
+        return np.stack(hist), np.stack(dhist), th, dth
+    return np.stack(hist), th
+
+
+def numeric_pairs(act, w2, b2, depth, gram, hx, hy, sym, grad=False, dhx=None):
+    """All layers for every pair with numerical expectations (layer by layer, flat over pairs).
+
+    Returns ``(nngp, ntk)`` or, with ``grad`` (requires ``sym``), ``(nngp, ntk, dnngp, dntk)`` where
+    the derivatives have a trailing axis ``(log sigma_b, log sigma_w)``. With ``sym`` only the
+    upper triangle is computed and the result is mirrored.
+    """
+    n, m = gram.shape
+    if sym:
+        rows, cols = np.triu_indices(n)
+    else:
+        rows, cols = np.divmod(np.arange(n * m), m)
+    same = rows == cols if sym else np.zeros(rows.shape[0], dtype=bool)
+    g = gram[rows, cols]
+    s = w2 * g + b2
+    s[same] = hx[0, rows[same]]
+    th = s.copy()
+    if grad:
+        ds = np.stack([np.full(s.shape[0], 2.0 * b2), 2.0 * w2 * g], axis=1)
+        ds[same] = dhx[0, rows[same]]
+        dth = ds.copy()
+    for layer in range(depth):
+        a = hx[layer, rows]
+        b = hy[layer, cols]
+        res = numeric_moments(act, a, b, s, same, grad=grad)
+        t, td = res[0], res[1]
+        s_new = w2 * t + b2
+        th_new = s_new + w2 * td * th
+        if grad:
+            ta, tb, tc, tda, tdb, tdc = res[2:]
+            da = dhx[layer, rows]
+            db = dhx[layer, cols]
+            dt = ta[:, None] * da + tb[:, None] * db + tc[:, None] * ds
+            dtd = tda[:, None] * da + tdb[:, None] * db + tdc[:, None] * ds
+            dsn = w2 * dt
+            dsn[:, 0] += 2.0 * b2
+            dsn[:, 1] += 2.0 * w2 * t
+            dth = dsn + w2 * (dtd * th[:, None] + td[:, None] * dth)
+            dth[:, 1] += 2.0 * w2 * td * th
+            ds = dsn
+        s, th = s_new, th_new
+
+    def unflatten(flat):
+        out = np.empty((n, m) + flat.shape[1:])
+        out[rows, cols] = flat
+        if sym:
+            out[cols, rows] = flat
+        return out
+
+    if grad:
+        return unflatten(s), unflatten(th), unflatten(ds), unflatten(dth)
+    return unflatten(s), unflatten(th)
