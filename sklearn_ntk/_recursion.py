@@ -42,6 +42,7 @@ from .activations import (
 
 _PI = math.pi
 _TWO_PI = 2.0 * math.pi
+_RHO_SNAP = 1e-14
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
 
@@ -54,17 +55,28 @@ def _angle(a, b, c, same):
     """Return (q, rho, theta, sin_theta) with q = sqrt(a b); exact theta = 0 when ``same``."""
     if same:
         return a, 1.0, 0.0, 0.0
-    q = math.sqrt(a) * math.sqrt(b)
+    q = math.sqrt(a * b)  # sqrt(a * a) == a exactly, so identical rows give rho == 1 exactly
+    if q == 0.0 or math.isinf(q):
+        q = math.sqrt(a) * math.sqrt(b)  # avoid under/overflow of the product
     rho = c / q
-    if rho >= 1.0:
+    # angles below the round-off floor of the Gram matrix (|1 - rho| < 1e-14, theta < 1.5e-7)
+    # are indistinguishable from 0: snap them, so duplicate rows behave exactly like the diagonal
+    if rho >= 1.0 - _RHO_SNAP:
         return q, 1.0, 0.0, 0.0
-    if rho <= -1.0:
+    if rho <= -1.0 + _RHO_SNAP:
         return q, -1.0, _PI, 0.0
     return q, rho, math.acos(rho), math.sqrt((1.0 - rho) * (1.0 + rho))
 
 
 @_jit
 def _gelu_values(a, b, c):
+    """GELU moments, written without cancellation (all terms positive when c >= 0).
+
+    With A = 1 + a, B = 1 + b and det = AB - c^2:
+    T = c/4 + c asin(c/sqrt(AB))/(2 pi) + (ab det + c^2) / (2 pi AB sqrt(det)),
+    Tdot = dT/dc = 1/4 + asin(c/sqrt(AB))/(2 pi) + c (3 + a + b)/(2 pi AB sqrt(det))
+           + c^3 / (2 pi AB det^{3/2}).
+    """
     aa = 1.0 + a
     bb = 1.0 + b
     ab_c2 = a * b - c * c
@@ -72,21 +84,75 @@ def _gelu_values(a, b, c):
         ab_c2 = 0.0
     det = 1.0 + a + b + ab_c2
     rdet = math.sqrt(det)
-    rho_w = c / math.sqrt(aa * bb)
+    prod = aa * bb
+    rho_w = c / math.sqrt(prod)
     if rho_w > 1.0:
         rho_w = 1.0
     elif rho_w < -1.0:
         rho_w = -1.0
-    asn = math.asin(rho_w)
-    num = a * b + c * c * (1.0 - a * b) / (aa * bb)
-    t = 0.25 * c + c * asn / _TWO_PI + num / (_TWO_PI * rdet)
+    asn = math.asin(rho_w) / _TWO_PI
+    t = 0.25 * c + c * asn + (a * b * det + c * c) / (_TWO_PI * prod * rdet)
     td = (
         0.25
-        + asn / _TWO_PI
-        + (c + 2.0 * c * (1.0 - a * b) / (aa * bb)) / (_TWO_PI * rdet)
-        + num * c / (_TWO_PI * det * rdet)
+        + asn
+        + c * (3.0 + a + b) / (_TWO_PI * prod * rdet)
+        + c * c * c / (_TWO_PI * prod * det * rdet)
     )
     return t, td
+
+
+@_jit
+def _lin(x, sx, y, sy):
+    """sx * x + sy * y for 3-vectors stored as tuples (forward-mode helper)."""
+    return (sx * x[0] + sy * y[0], sx * x[1] + sy * y[1], sx * x[2] + sy * y[2])
+
+
+@_jit
+def _gelu_grad(a, b, c):
+    """Forward-mode derivatives of :func:`_gelu_values` w.r.t. (a, b, c).
+
+    Returns (T, Tdot, grad T, grad Tdot) with the gradients as 3-tuples.
+    """
+    t, td = _gelu_values(a, b, c)
+    aa = 1.0 + a
+    bb = 1.0 + b
+    prod = aa * bb
+    g_prod = (bb, aa, 0.0)
+    ab_c2 = a * b - c * c
+    if ab_c2 < 0.0:
+        ab_c2 = 0.0
+    det = 1.0 + a + b + ab_c2
+    g_det = (1.0 + b, 1.0 + a, -2.0 * c)
+    rdet = math.sqrt(det)
+    g_rdet = _lin(g_det, 0.5 / rdet, g_det, 0.0)
+    rp = math.sqrt(prod)
+    rho = c / rp
+    if rho > 1.0:
+        rho = 1.0
+    elif rho < -1.0:
+        rho = -1.0
+    # d rho = dc / rp - c d(prod) / (2 prod rp)
+    g_rho = _lin((0.0, 0.0, 1.0), 1.0 / rp, g_prod, -c / (2.0 * prod * rp))
+    # sqrt(1 - rho^2) = sqrt(det / prod) exactly, without cancellation
+    g_asn = _lin(g_rho, rp / (_TWO_PI * rdet), g_rho, 0.0)
+    asn = math.asin(rho) / _TWO_PI
+    d1 = _TWO_PI * prod * rdet
+    g_d1 = _lin(g_prod, _TWO_PI * rdet, g_rdet, _TWO_PI * prod)
+    n1 = a * b * det + c * c
+    g_n1 = _lin((b * det, a * det, 2.0 * c), 1.0, g_det, a * b)
+    # T = c/4 + c asn + n1 / d1
+    g_t = _lin((0.0, 0.0, 0.25 + asn), 1.0, g_asn, c)
+    g_t = _lin(g_t, 1.0, _lin(g_n1, 1.0 / d1, g_d1, -n1 / (d1 * d1)), 1.0)
+    # Tdot = 1/4 + asn + n2 / d1 + n3 / d3
+    n2 = c * (3.0 + a + b)
+    g_n2 = (c, c, 3.0 + a + b)
+    n3 = c * c * c
+    g_n3 = (0.0, 0.0, 3.0 * c * c)
+    d3 = d1 * det
+    g_d3 = _lin(g_d1, det, g_det, d1)
+    g_td = _lin(g_asn, 1.0, _lin(g_n2, 1.0 / d1, g_d1, -n2 / (d1 * d1)), 1.0)
+    g_td = _lin(g_td, 1.0, _lin(g_n3, 1.0 / d3, g_d3, -n3 / (d3 * d3)), 1.0)
+    return t, td, g_t, g_td
 
 
 @_jit
@@ -178,6 +244,11 @@ def _moments_grad(code, p0, p1, a, b, c, same):
         return t, td, -k * rho / (2.0 * a), -k * rho / (2.0 * b), k / q, 0.0, 0.0, 0.0
     if code == CODE_SIN:
         return t, td, -0.5 * t, -0.5 * t, td, -0.5 * td, -0.5 * td, t
+    if code == CODE_GELU:
+        if same:
+            c = a
+        t, td, g_t, g_td = _gelu_grad(a, b, c)
+        return t, td, g_t[0], g_t[1], g_t[2], g_td[0], g_td[1], g_td[2]
     return math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan
 
 
@@ -280,7 +351,9 @@ def _pairs_values(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_
             _row_values(task, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out)
             other = n - 1 - task
             if other != task:
-                _row_values(other, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out)
+                _row_values(
+                    other, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out
+                )
     else:
         for i in numba.prange(n):
             _row_values(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out)
@@ -365,13 +438,21 @@ def _mirror3(a):
 # numerical Gaussian expectations (tanh, sigmoid, SiLU, user callables; GELU's partials)
 # --------------------------------------------------------------------------------------------------
 _Z_MAX = 8.5  # standard-normal mass beyond this is < 1e-16
-_H_SCALE = 0.25  # trapezoid step = _H_SCALE / max(1, std); ~1e-10 relative for tanh and its derivatives
+_H_SCALE = (
+    0.25  # trapezoid step = _H_SCALE / max(1, std); ~1e-10 relative for tanh and its derivatives
+)
+_MAX_NODES = 1201
 _CHUNK = 1 << 22  # evaluation points per chunk (bounds temporary memory to ~ 200 MB)
 
 
 def _nodes(max_var):
-    """Trapezoid nodes and weights for E[f(z)], z ~ N(0, 1), resolving features of width 1/std."""
+    """Trapezoid nodes and weights for E[f(z)], z ~ N(0, 1), resolving features of width 1/std.
+
+    The number of nodes is capped at ``_MAX_NODES`` (reached for variances above ~ 300, where
+    saturating activations are nearly step functions and the accuracy degrades gracefully).
+    """
     h = _H_SCALE / max(1.0, math.sqrt(max(max_var, 0.0)))
+    h = max(h, 2.0 * _Z_MAX / _MAX_NODES)
     half = np.arange(0.0, _Z_MAX + h, h)
     z = np.concatenate([-half[:0:-1], half])
     w = h * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
@@ -404,11 +485,29 @@ def numeric_moments(act, a, b, c, same, grad=False):
         ``(T, Tdot)`` or ``(T, Tdot, Ta, Tb, Tc, Tda, Tdb, Tdc)``.
     """
     p = a.shape[0]
+    n_out = 8 if grad else 2
+    if p == 0:
+        return tuple(np.empty(0) for _ in range(n_out))
+    # pairs are grouped by the scale they need (a power of 4 in variance), so that one pair with a
+    # huge variance does not make every other pair use its fine grid
+    scale = np.floor(np.log2(np.maximum(np.maximum(a, b), 1.0)) / 2.0)
+    groups = np.unique(scale)
+    if groups.size == 1:
+        return _numeric_moments_group(act, a, b, c, same, grad)
+    out = [np.empty(p) for _ in range(n_out)]
+    for g in groups:
+        idx = np.flatnonzero(scale == g)
+        res = _numeric_moments_group(act, a[idx], b[idx], c[idx], same[idx], grad)
+        for o, r in zip(out, res, strict=True):
+            o[idx] = r
+    return tuple(out)
+
+
+def _numeric_moments_group(act, a, b, c, same, grad):
+    p = a.shape[0]
     order = 3 if grad else 1
     n_out = 8 if grad else 2
     out = [np.empty(p) for _ in range(n_out)]
-    if p == 0:
-        return tuple(out)
     z, w = _nodes(float(max(a.max(), b.max())))
     nz = z.shape[0]
     sa = np.sqrt(np.maximum(a, 0.0))
@@ -444,7 +543,7 @@ def numeric_moments(act, a, b, c, same, grad=False):
         # inner sums over z2 first: G_k[q, i] = sum_l w_l g_k(v[q, i, l])
         gsum = [g @ w for g in gv]
 
-        def quad(i, j):
+        def quad(i, j, fu=fu, gsum=gsum):
             return (fu[i] * gsum[j]) @ w
 
         out[0][sl] = quad(0, 0)

@@ -291,7 +291,6 @@ class GELU(Activation):
 
     name = "gelu"
     _code = CODE_GELU
-    _closed_form_gradient = False
 
     def numpy_fn(self, x):
         return x * special.ndtr(x)
@@ -413,9 +412,9 @@ def _central_difference(fn, x, order):
         return (-fn(x + 2 * h) + 8 * fn(x + h) - 8 * fn(x - h) + fn(x - 2 * h)) / (12 * h)
     if order == 2:
         h = 1e-2 * scale
-        return (
-            -fn(x + 2 * h) + 16 * fn(x + h) - 30 * fn(x) + 16 * fn(x - h) - fn(x - 2 * h)
-        ) / (12 * h * h)
+        return (-fn(x + 2 * h) + 16 * fn(x + h) - 30 * fn(x) + 16 * fn(x - h) - fn(x - 2 * h)) / (
+            12 * h * h
+        )
     h = 2e-2 * scale
     return (
         -fn(x + 3 * h)

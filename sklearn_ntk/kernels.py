@@ -132,7 +132,9 @@ class NTKKernel(Kernel):
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(f"{name} must be a real number, got {value!r}")
             if not np.isfinite(value) or value < low or (name == "weight_std" and value == 0):
-                raise ValueError(f"{name} must be finite and {'> 0' if name == 'weight_std' else '>= 0'}, got {value!r}")
+                raise ValueError(
+                    f"{name} must be finite and {'> 0' if name == 'weight_std' else '>= 0'}, got {value!r}"
+                )
         act = get_activation(self.activation)
         return act, float(self.weight_std) ** 2, float(self.bias_std) ** 2
 
@@ -173,7 +175,9 @@ class NTKKernel(Kernel):
             p0, p1 = act._code_params()
             ntk = np.empty((n, m))
             # the nngp output overwrites the Gram matrix element by element (each read before written)
-            rec._pairs_values(act._code, p0, p1, w2, b2, int(self.depth), gram, hx, hy, sym, gram, ntk)
+            rec._pairs_values(
+                act._code, p0, p1, w2, b2, int(self.depth), gram, hx, hy, sym, gram, ntk
+            )
             if sym:
                 rec._mirror(gram)
                 rec._mirror(ntk)
@@ -231,7 +235,9 @@ class NTKKernel(Kernel):
             p0, p1 = act._code_params()
             K = np.empty((n, n))
             dK = np.empty((n, n, 2))
-            rec._pairs_grad(act._code, p0, p1, w2, b2, int(self.depth), gram, hx, dhx, want_ntk, K, dK)
+            rec._pairs_grad(
+                act._code, p0, p1, w2, b2, int(self.depth), gram, hx, dhx, want_ntk, K, dK
+            )
             rec._mirror(K)
             rec._mirror3(dK)
         else:

@@ -1,0 +1,96 @@
+"""NTKKernel performance targets of issue 2, as ratios measured side by side in one run.
+
+floor = time(X @ X.T) + depth * time(np.arccos over an n x n array)
+
+Usage: python benchmarks/bench_kernel.py [--n 4000] [--d 64] [--depth 3] [--repeat 3]
+"""
+
+import argparse
+import time
+import tracemalloc
+
+import numpy as np
+
+from sklearn_ntk import NTKKernel
+
+
+def best_of(fn, repeat):
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def seed_style_numpy(X, depth, w2=1.0, b2=0.01):
+    """The plain layer-by-layer NumPy recursion (the seed notebook's approach, generalised to depth)."""
+    d = X.shape[1]
+    s = w2 * (X @ X.T) / d + b2
+    th = s.copy()
+    for _ in range(depth):
+        diag = np.sqrt(np.diag(s))
+        norms = np.outer(diag, diag)
+        cos = np.clip(s / norms, -1.0, 1.0)
+        ang = np.arccos(cos)
+        t = norms * (np.sin(ang) + (np.pi - ang) * cos) / (2 * np.pi)
+        td = (np.pi - ang) / (2 * np.pi)
+        s = w2 * t + b2
+        th = s + w2 * td * th
+    return th
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--n", type=int, default=4000)
+    p.add_argument("--d", type=int, default=64)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--n-diag", type=int, default=1_000_000)
+    args = p.parse_args()
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((args.n, args.d))
+    Y = rng.standard_normal((args.n // 2, args.d))
+    k = NTKKernel(depth=args.depth, activation="relu", weight_std=1.0, bias_std=0.1)
+    k(X[:10])  # compile / load the cache
+    k(X[:10], eval_gradient=True)
+
+    A = rng.uniform(-1, 1, (args.n, args.n))
+    t_mm = best_of(lambda: X @ X.T, args.repeat)
+    t_acos = best_of(lambda: np.arccos(A), args.repeat)
+    floor = t_mm + args.depth * t_acos
+    t_k = best_of(lambda: k(X), args.repeat)
+    t_kxy = best_of(lambda: k(X, Y), args.repeat)
+    t_both = best_of(lambda: k.ntk_and_nngp(X), args.repeat)
+    t_grad = best_of(lambda: k(X, eval_gradient=True), args.repeat)
+    t_seed = best_of(lambda: seed_style_numpy(X, args.depth), 1)
+
+    Xd = rng.standard_normal((args.n_diag, args.d))
+    k.diag(Xd[:10])
+    t_diag = best_of(lambda: k.diag(Xd), args.repeat)
+
+    tracemalloc.start()
+    k(X, Y)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    nm_bytes = X.shape[0] * Y.shape[0] * 8
+
+    print(f"n={args.n} d={args.d} depth={args.depth} ReLU float64")
+    print(
+        f"floor = X@X.T ({t_mm:.3f}s) + {args.depth} x arccos(n x n) ({t_acos:.3f}s) = {floor:.3f}s"
+    )
+    print(f"{'quantity':42s} {'seconds':>9s} {'ratio':>9s}  target")
+    print(f"{'k(X) / floor':42s} {t_k:9.3f} {t_k / floor:9.2f}  <= 1.5")
+    print(f"{'ntk_and_nngp(X) / floor':42s} {t_both:9.3f} {t_both / floor:9.2f}")
+    print(f"{'k(X, eval_gradient=True) / k(X)':42s} {t_grad:9.3f} {t_grad / t_k:9.2f}  <= 3")
+    print(
+        f"{'seed-style numpy recursion / floor':42s} {t_seed:9.3f} {t_seed / floor:9.2f}  (ref 9.4)"
+    )
+    print(f"{'k(X) speed-up over seed-style numpy':42s} {'':9s} {t_seed / t_k:9.2f}")
+    print(f"{'k(X, Y) ' + str(X.shape[0]) + 'x' + str(Y.shape[0]) + ' / floor':42s} {t_kxy:9.3f}")
+    print(f"{'k(X, Y) peak traced memory / (n m 8 B)':42s} {'':9s} {peak / nm_bytes:9.2f}  <= 4")
+    print(f"{'diag(X), n=' + str(args.n_diag) + ' (seconds)':42s} {t_diag:9.3f} {'':9s}  < 1 s")
+
+
+if __name__ == "__main__":
+    main()
