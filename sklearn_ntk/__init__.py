@@ -26,6 +26,7 @@ _LAZY = {
     "NTKGaussianProcess": "sklearn_ntk.estimators",
     "NTKClassifier": "sklearn_ntk.estimators",
     "empirical_ntk": "sklearn_ntk.torch_ntk",
+    "empirical_ntk_diag": "sklearn_ntk.torch_ntk",
     "EmpiricalNTKKernel": "sklearn_ntk.torch_ntk",
 }
 _SUBMODULES = {"nn", "kernels", "activations", "estimators", "torch_ntk", "training", "cli"}

@@ -2,15 +2,19 @@
 
 State of the recursion for a pair of inputs :math:`(x, y)` after a Dense layer:
 ``(s12, s11, s22, ntk)`` = :math:`(\\Sigma(x,y), \\Sigma(x,x), \\Sigma(y,y), \\Theta(x,y))`.
-A network ``Dense -> [phi -> Dense] x depth`` maps it by
+A network ``Dense -> [phi -> Dense] x depth`` maps it by small pure functions (the same ones
+compiled for scalars inside the fused drivers and for arrays in the numerical driver):
 
-* :func:`_dense0` -- the input layer: :math:`\\Sigma^1 = \\sigma_w^2\\, x\\cdot y/d + \\sigma_b^2`,
+* :func:`_input_dense` -- the input layer: :math:`\\Sigma^1 = \\sigma_w^2\\, x\\cdot y/d + \\sigma_b^2`,
   :math:`\\Theta^1 = \\Sigma^1`;
-* :func:`_moments` -- one pure scalar function per activation giving
-  :math:`(\\mathcal{T}, \\dot{\\mathcal{T}})` of the current state (closed forms), or
-  :func:`numeric_moments` (Gaussian quadrature, for everything else);
-* the Dense update :math:`\\Sigma' = \\sigma_w^2\\mathcal{T} + \\sigma_b^2`,
-  :math:`\\Theta' = \\Sigma' + \\sigma_w^2\\dot{\\mathcal{T}}\\,\\Theta`.
+* :func:`_moments` -- one scalar closed form per activation giving
+  :math:`(\\mathcal{T}, \\dot{\\mathcal{T}})` of the current state, or :func:`numeric_moments`
+  (Gaussian quadrature, for everything else);
+* :func:`_dense` -- the Dense update :math:`\\Sigma' = \\sigma_w^2\\mathcal{T} + \\sigma_b^2`,
+  :math:`\\Theta' = \\Sigma' + \\sigma_w^2\\dot{\\mathcal{T}}\\,\\Theta`
+  (:func:`_dense_tangent` for its forward-mode derivative).
+
+New layer types (convolution, pooling, residual) are new functions of the same state.
 
 For closed-form activations all layers are fused into one compiled, parallel pass over the
 ``(n, m)`` output (:func:`_pairs_values`, :func:`_pairs_grad`): the matrix is read and written once,
@@ -253,6 +257,33 @@ def _moments_grad(code, p0, p1, a, b, c, same):
 
 
 # --------------------------------------------------------------------------------------------------
+# layer functions (pure; compiled for scalars in the fused drivers and for arrays in the numeric one)
+# --------------------------------------------------------------------------------------------------
+@_jit
+def _input_dense(gram, w2, b2):
+    """First Dense layer on ``gram = x.y / d``: Sigma^1 = Theta^1 and its tangents (b, w)."""
+    s = w2 * gram + b2
+    return s, 2.0 * b2 + 0.0 * gram, 2.0 * w2 * gram
+
+
+@_jit
+def _dense(t, td, th, w2, b2):
+    """Dense layer after an activation: (T, Tdot, Theta) -> (Sigma', Theta')."""
+    s_new = w2 * t + b2
+    return s_new, s_new + w2 * td * th
+
+
+@_jit
+def _dense_tangent(t, td, th, dt, dtd, dth, w2, b2, wrt_w):
+    """Tangent of :func:`_dense` along d log sigma_w (``wrt_w``) or d log sigma_b."""
+    if wrt_w:
+        ds = w2 * dt + 2.0 * w2 * t
+        return ds, ds + w2 * (2.0 * td * th + dtd * th + td * dth)
+    ds = w2 * dt + 2.0 * b2
+    return ds, ds + w2 * (dtd * th + td * dth)
+
+
+# --------------------------------------------------------------------------------------------------
 # fused drivers (closed forms)
 # --------------------------------------------------------------------------------------------------
 @_pjit
@@ -262,14 +293,12 @@ def _diag_values(code, p0, p1, w2, b2, depth, sq):
     hist = np.empty((depth + 1, n))
     ntk = np.empty(n)
     for i in numba.prange(n):
-        s = w2 * sq[i] + b2
+        s = _input_dense(sq[i], w2, b2)[0]
         th = s
         hist[0, i] = s
         for layer in range(depth):
             t, td = _moments(code, p0, p1, s, s, s, True)
-            s_new = w2 * t + b2
-            th = s_new + w2 * td * th
-            s = s_new
+            s, th = _dense(t, td, th, w2, b2)
             hist[layer + 1, i] = s
         ntk[i] = th
     return hist, ntk
@@ -287,9 +316,7 @@ def _diag_grad(code, p0, p1, w2, b2, depth, sq):
     ntk = np.empty(n)
     dntk = np.empty((n, 2))
     for i in numba.prange(n):
-        s = w2 * sq[i] + b2
-        ds_b = 2.0 * b2
-        ds_w = 2.0 * w2 * sq[i]
+        s, ds_b, ds_w = _input_dense(sq[i], w2, b2)
         th, dth_b, dth_w = s, ds_b, ds_w
         hist[0, i] = s
         dhist[0, i, 0] = ds_b
@@ -300,14 +327,9 @@ def _diag_grad(code, p0, p1, w2, b2, depth, sq):
             dt_w = (ta + tb + tc) * ds_w
             dtd_b = (tda + tdb + tdc) * ds_b
             dtd_w = (tda + tdb + tdc) * ds_w
-            s_new = w2 * t + b2
-            dsn_b = w2 * dt_b + 2.0 * b2
-            dsn_w = w2 * dt_w + 2.0 * w2 * t
-            nth = s_new + w2 * td * th
-            dth_b = dsn_b + w2 * (dtd_b * th + td * dth_b)
-            dth_w = dsn_w + w2 * (2.0 * td * th + dtd_w * th + td * dth_w)
-            th = nth
-            s, ds_b, ds_w = s_new, dsn_b, dsn_w
+            ds_b, dth_b = _dense_tangent(t, td, th, dt_b, dtd_b, dth_b, w2, b2, False)
+            ds_w, dth_w = _dense_tangent(t, td, th, dt_w, dtd_w, dth_w, w2, b2, True)
+            s, th = _dense(t, td, th, w2, b2)
             hist[layer + 1, i] = s
             dhist[layer + 1, i, 0] = ds_b
             dhist[layer + 1, i, 1] = ds_w
@@ -324,15 +346,11 @@ def _row_values(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk
     j0 = i if sym else 0
     for j in range(j0, m):
         same = sym and i == j
-        s = w2 * gram[i, j] + b2
-        if same:
-            s = hx[0, i]
+        s = hx[0, i] if same else _input_dense(gram[i, j], w2, b2)[0]
         th = s
         for layer in range(depth):
             t, td = _moments(code, p0, p1, hx[layer, i], hy[layer, j], s, same)
-            s_new = w2 * t + b2
-            th = s_new + w2 * td * th
-            s = s_new
+            s, th = _dense(t, td, th, w2, b2)
         nngp_out[i, j] = s
         ntk_out[i, j] = th
 
@@ -370,9 +388,7 @@ def _row_grad(i, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk
             ds_b = dhx[0, i, 0]
             ds_w = dhx[0, i, 1]
         else:
-            s = w2 * gram[i, j] + b2
-            ds_b = 2.0 * b2
-            ds_w = 2.0 * w2 * gram[i, j]
+            s, ds_b, ds_w = _input_dense(gram[i, j], w2, b2)
         th, dth_b, dth_w = s, ds_b, ds_w
         for layer in range(depth):
             t, td, ta, tb, tc, tda, tdb, tdc = _moments_grad(
@@ -386,14 +402,9 @@ def _row_grad(i, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk
             dt_w = ta * da_w + tb * db_w + tc * ds_w
             dtd_b = tda * da_b + tdb * db_b + tdc * ds_b
             dtd_w = tda * da_w + tdb * db_w + tdc * ds_w
-            s_new = w2 * t + b2
-            dsn_b = w2 * dt_b + 2.0 * b2
-            dsn_w = w2 * dt_w + 2.0 * w2 * t
-            nth = s_new + w2 * td * th
-            dth_b = dsn_b + w2 * (dtd_b * th + td * dth_b)
-            dth_w = dsn_w + w2 * (2.0 * td * th + dtd_w * th + td * dth_w)
-            th = nth
-            s, ds_b, ds_w = s_new, dsn_b, dsn_w
+            ds_b, dth_b = _dense_tangent(t, td, th, dt_b, dtd_b, dth_b, w2, b2, False)
+            ds_w, dth_w = _dense_tangent(t, td, th, dt_w, dtd_w, dth_w, w2, b2, True)
+            s, th = _dense(t, td, th, w2, b2)
         if want_ntk:
             k_out[i, j] = th
             dk_out[i, j, 0] = dth_b
@@ -558,38 +569,55 @@ def _numeric_moments_group(act, a, b, c, same, grad):
     return tuple(out)
 
 
-def numeric_diag(act, w2, b2, depth, sq, grad=False):
-    """Per-row recursion with numerical expectations; same outputs as ``_diag_values``/``_diag_grad``."""
-    n = sq.shape[0]
-    same = np.ones(n, dtype=bool)
-    s = w2 * sq + b2
+def _numeric_recursion(act, w2, b2, depth, gram, same, hist=None, grad=False):
+    """Layer-by-layer recursion over flat arrays of pairs with numerical expectations.
+
+    ``hist`` is ``None`` for the diagonal (the pair is a row with itself: a = b = c) or a tuple
+    ``(ha, hb, dha, dhb)`` with the variance histories (and their tangents) of the two members of
+    each pair. Uses the same layer functions as the compiled drivers. Returns the history of Sigma
+    (depth+1, p), Theta (p,), and with ``grad`` the tangents (depth+1, p, 2) and (p, 2).
+    """
+    s, ds_b, ds_w = _input_dense(gram, w2, b2)
+    ds = np.stack([ds_b, ds_w], axis=1)
+    if hist is not None and same.any():
+        s[same] = hist[0][0][same]
+        if grad:
+            ds[same] = hist[2][0][same]
     th = s.copy()
-    hist = [s]
-    if grad:
-        ds = np.stack([np.full(n, 2.0 * b2), 2.0 * w2 * sq], axis=1)
-        dth = ds.copy()
-        dhist = [ds]
-    for _ in range(depth):
-        res = numeric_moments(act, s, s, s, same, grad=grad)
+    dth = ds.copy()
+    out_s, out_ds = [s], [ds]
+    for layer in range(depth):
+        a, b = (s, s) if hist is None else (hist[0][layer], hist[1][layer])
+        res = numeric_moments(act, a, b, s, same, grad=grad)
         t, td = res[0], res[1]
-        s_new = w2 * t + b2
-        th_new = s_new + w2 * td * th
         if grad:
             ta, tb, tc, tda, tdb, tdc = res[2:]
-            dt = (ta + tb + tc)[:, None] * ds
-            dtd = (tda + tdb + tdc)[:, None] * ds
-            dsn = w2 * dt
-            dsn[:, 0] += 2.0 * b2
-            dsn[:, 1] += 2.0 * w2 * t
-            dth = dsn + w2 * (dtd * th[:, None] + td[:, None] * dth)
-            dth[:, 1] += 2.0 * w2 * td * th
-            ds = dsn
-            dhist.append(ds)
-        s, th = s_new, th_new
-        hist.append(s)
+            da, db = (ds, ds) if hist is None else (hist[2][layer], hist[3][layer])
+            new_ds = np.empty_like(ds)
+            new_dth = np.empty_like(dth)
+            for k in range(2):
+                dt = ta * da[:, k] + tb * db[:, k] + tc * ds[:, k]
+                dtd = tda * da[:, k] + tdb * db[:, k] + tdc * ds[:, k]
+                new_ds[:, k], new_dth[:, k] = _dense_tangent(
+                    t, td, th, dt, dtd, np.ascontiguousarray(dth[:, k]), w2, b2, k == 1
+                )
+            ds, dth = new_ds, new_dth
+        s, th = _dense(t, td, th, w2, b2)
+        out_s.append(s)
+        out_ds.append(ds)
     if grad:
-        return np.stack(hist), np.stack(dhist), th, dth
-    return np.stack(hist), th
+        return np.stack(out_s), th, np.stack(out_ds), dth
+    return np.stack(out_s), th
+
+
+def numeric_diag(act, w2, b2, depth, sq, grad=False):
+    """Per-row recursion with numerical expectations; same outputs as ``_diag_values``/``_diag_grad``."""
+    same = np.ones(sq.shape[0], dtype=bool)
+    res = _numeric_recursion(act, w2, b2, depth, sq, same, grad=grad)
+    if grad:
+        hist, th, dhist, dth = res
+        return hist, dhist, th, dth
+    return res
 
 
 def numeric_pairs(act, w2, b2, depth, gram, hx, hy, sym, grad=False, dhx=None):
@@ -605,34 +633,11 @@ def numeric_pairs(act, w2, b2, depth, gram, hx, hy, sym, grad=False, dhx=None):
     else:
         rows, cols = np.divmod(np.arange(n * m), m)
     same = rows == cols if sym else np.zeros(rows.shape[0], dtype=bool)
-    g = gram[rows, cols]
-    s = w2 * g + b2
-    s[same] = hx[0, rows[same]]
-    th = s.copy()
     if grad:
-        ds = np.stack([np.full(s.shape[0], 2.0 * b2), 2.0 * w2 * g], axis=1)
-        ds[same] = dhx[0, rows[same]]
-        dth = ds.copy()
-    for layer in range(depth):
-        a = hx[layer, rows]
-        b = hy[layer, cols]
-        res = numeric_moments(act, a, b, s, same, grad=grad)
-        t, td = res[0], res[1]
-        s_new = w2 * t + b2
-        th_new = s_new + w2 * td * th
-        if grad:
-            ta, tb, tc, tda, tdb, tdc = res[2:]
-            da = dhx[layer, rows]
-            db = dhx[layer, cols]
-            dt = ta[:, None] * da + tb[:, None] * db + tc[:, None] * ds
-            dtd = tda[:, None] * da + tdb[:, None] * db + tdc[:, None] * ds
-            dsn = w2 * dt
-            dsn[:, 0] += 2.0 * b2
-            dsn[:, 1] += 2.0 * w2 * t
-            dth = dsn + w2 * (dtd * th[:, None] + td[:, None] * dth)
-            dth[:, 1] += 2.0 * w2 * td * th
-            ds = dsn
-        s, th = s_new, th_new
+        hist = (hx[:, rows], hy[:, cols], dhx[:, rows], dhx[:, cols])
+    else:
+        hist = (hx[:, rows], hy[:, cols], None, None)
+    res = _numeric_recursion(act, w2, b2, depth, gram[rows, cols], same, hist=hist, grad=grad)
 
     def unflatten(flat):
         out = np.empty((n, m) + flat.shape[1:])
@@ -642,5 +647,7 @@ def numeric_pairs(act, w2, b2, depth, gram, hx, hy, sym, grad=False, dhx=None):
         return out
 
     if grad:
-        return unflatten(s), unflatten(th), unflatten(ds), unflatten(dth)
-    return unflatten(s), unflatten(th)
+        s_hist, th, ds_hist, dth = res
+        return unflatten(s_hist[-1]), unflatten(th), unflatten(ds_hist[-1]), unflatten(dth)
+    s_hist, th = res
+    return unflatten(s_hist[-1]), unflatten(th)
