@@ -344,15 +344,17 @@ def _row_values(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk
     """One row of :func:`_pairs_values`."""
     m = gram.shape[1]
     j0 = i if sym else 0
+    # layer-outer loop over the row: the pairs of a row are independent, so this loop pipelines
+    # (a pair's own layers form a dependency chain); the row stays in cache between layers
     for j in range(j0, m):
-        same = sym and i == j
-        s = hx[0, i] if same else _input_dense(gram[i, j], w2, b2)[0]
-        th = s
-        for layer in range(depth):
-            t, td = _moments(code, p0, p1, hx[layer, i], hy[layer, j], s, same)
-            s, th = _dense(t, td, th, w2, b2)
+        s = hx[0, i] if sym and i == j else _input_dense(gram[i, j], w2, b2)[0]
         nngp_out[i, j] = s
-        ntk_out[i, j] = th
+        ntk_out[i, j] = s
+    for layer in range(depth):
+        a = hx[layer, i]
+        for j in range(j0, m):
+            t, td = _moments(code, p0, p1, a, hy[layer, j], nngp_out[i, j], sym and i == j)
+            nngp_out[i, j], ntk_out[i, j] = _dense(t, td, ntk_out[i, j], w2, b2)
 
 
 @_pjit
