@@ -1,0 +1,44 @@
+"""scikit-learn's estimator checks for the three NTK estimators.
+
+The only place that lists known failures: ``EXPECTED_FAILED_CHECKS``, with the reason.
+"""
+
+import numpy as np
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from sklearn_ntk.estimators import NTKClassifier, NTKGaussianProcess, NTKRegressor
+
+ESTIMATORS = [
+    NTKRegressor(),
+    NTKGaussianProcess(),
+    NTKClassifier(),
+    # non-default dynamics: finite time, discrete steps, readout-only ensemble
+    NTKRegressor(t=500.0, learning_rate=0.2, alpha=1e-3, dynamics="gd"),
+    NTKGaussianProcess(t=1000.0, kind="nngp"),
+    # deliberately undertrained: see EXPECTED_FAILED_CHECKS
+    NTKRegressor(t=10.0),
+    NTKClassifier(t=100.0, learning_rate=2.0),
+]
+
+# The one table of known failures: estimator repr -> {check name: reason}.
+_UNDERTRAINED = (
+    "after t=10 steps at learning_rate=1 the network is undertrained by design, so the check's "
+    "R^2 > 0.5 threshold on its training data is not reached (t=30, t=100 and t=inf pass)"
+)
+EXPECTED_FAILED_CHECKS = {
+    "NTKRegressor(t=10.0)": {
+        "check_regressors_train": _UNDERTRAINED,
+        "check_regressors_train(readonly_memmap=True)": _UNDERTRAINED,
+        "check_regressors_train(readonly_memmap=True,X_dtype=float32)": _UNDERTRAINED,
+    },
+}
+
+
+def _expected_failed_checks(estimator):
+    return EXPECTED_FAILED_CHECKS.get(repr(estimator), {})
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    with np.errstate(all="raise"):
+        check(estimator)
