@@ -3,11 +3,18 @@
 floor = time(X @ X.T) + depth * time(np.arccos over an n x n array)
 
 Usage: python benchmarks/bench_kernel.py [--n 4000] [--d 64] [--depth 3] [--repeat 3]
+                                        [--nt-python /path/to/venv-with-jax/bin/python]
+
+With ``--nt-python`` the same run also times neural-tangents' jit-compiled kernel (in that
+interpreter, against the floor measured there) via ``benchmarks/nt_reference/make_reference.py``.
 """
 
 import argparse
+import re
+import subprocess
 import time
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 
@@ -47,7 +54,15 @@ def main():
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--n-diag", type=int, default=1_000_000)
+    p.add_argument("--nt-python", default=None, help="python of an environment with neural-tangents")
     args = p.parse_args()
+    nt_ratio = None
+    if args.nt_python:
+        script = Path(__file__).parent / "nt_reference" / "make_reference.py"
+        out = subprocess.run(
+            [args.nt_python, str(script), "--timing"], capture_output=True, text=True, check=True
+        ).stdout
+        nt_ratio = float(re.search(r"NT / floor = ([0-9.]+)", out).group(1))
     rng = np.random.default_rng(0)
     X = rng.standard_normal((args.n, args.d))
     Y = rng.standard_normal((args.n // 2, args.d))
@@ -83,6 +98,9 @@ def main():
     print(f"{'k(X) / floor':42s} {t_k:9.3f} {t_k / floor:9.2f}  <= 1.5")
     print(f"{'ntk_and_nngp(X) / floor':42s} {t_both:9.3f} {t_both / floor:9.2f}")
     print(f"{'k(X, eval_gradient=True) / k(X)':42s} {t_grad:9.3f} {t_grad / t_k:9.2f}  <= 3")
+    if nt_ratio is not None:
+        print(f"{'neural-tangents jit kernel / its floor':42s} {'':9s} {nt_ratio:9.2f}  (ref 3.6)")
+        print(f"{'k(X) speed-up over neural-tangents':42s} {'':9s} {nt_ratio / (t_k / floor):9.2f}")
     print(
         f"{'seed-style numpy recursion / floor':42s} {t_seed:9.3f} {t_seed / floor:9.2f}  (ref 9.4)"
     )
