@@ -25,6 +25,8 @@ _LAZY = {
     "NTKRegressor": "sklearn_ntk.estimators",
     "NTKGaussianProcess": "sklearn_ntk.estimators",
     "NTKClassifier": "sklearn_ntk.estimators",
+    "set_cache_size": "sklearn_ntk.estimators",
+    "clear_cache": "sklearn_ntk.estimators",
     "empirical_ntk": "sklearn_ntk.torch_ntk",
     "empirical_ntk_diag": "sklearn_ntk.torch_ntk",
     "EmpiricalNTKKernel": "sklearn_ntk.torch_ntk",

@@ -213,6 +213,18 @@ class _NTKBase(BaseEstimator):
         self.solver = solver
         self.cache = cache
 
+    def set_params(self, **params):
+        """Set parameters; ``kernel__<name>`` also works while ``kernel`` is ``None``.
+
+        ``kernel=None`` stands for ``NTKKernel()``, so nested kernel parameters (for example
+        ``kernel__depth`` in a grid search) are applied to a fresh default ``NTKKernel``.
+        """
+        nested = any(key.startswith("kernel__") for key in params)
+        if nested and self.kernel is None and params.get("kernel") is None:
+            params.pop("kernel", None)
+            self.kernel = _default_kernel()
+        return super().set_params(**params)
+
     # ---------------------------------------------------------------- validation
     def _check_params(self):
         if self.kernel is not None and not isinstance(self.kernel, Kernel):

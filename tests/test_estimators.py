@@ -454,3 +454,18 @@ def test_no_warnings_on_regular_fit():
         warnings.simplefilter("error")
         NTKRegressor(t=10.0).fit(X, y).predict(X)
         NTKGaussianProcess(t=np.inf, alpha=1e-6).fit(X, y).predict(X, return_std=True)
+
+
+def test_nested_kernel_params_with_default_kernel():
+    """kernel=None stands for NTKKernel(): kernel__depth works in set_params and grid search."""
+    from sklearn.model_selection import GridSearchCV
+
+    from sklearn_ntk import NTKKernel, NTKRegressor
+
+    est = NTKRegressor().set_params(kernel__depth=4, t=5.0)
+    assert est.kernel == NTKKernel(depth=4) and est.t == 5.0
+    assert NTKRegressor().kernel is None  # a fresh estimator is untouched
+    rng = np.random.RandomState(0)
+    X, y = rng.normal(size=(30, 3)), rng.normal(size=30)
+    grid = GridSearchCV(NTKRegressor(alpha=0.1), {"kernel__depth": [0, 2]}, cv=3).fit(X, y)
+    assert grid.best_estimator_.kernel.depth in (0, 2)
