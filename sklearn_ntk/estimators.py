@@ -457,7 +457,7 @@ class NTKRegressor(RegressorMixin, _NTKBase):
         Eigenvalues of :math:`\tilde\Theta` (computed on first access).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (only when ``X`` has string feature names).
 
     See Also
@@ -588,7 +588,7 @@ class NTKGaussianProcess(RegressorMixin, _NTKBase):
         Eigenvalues of :math:`\tilde\Theta` (computed on first access).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (only when ``X`` has string feature names).
 
     See Also
@@ -751,7 +751,7 @@ class NTKClassifier(ClassifierMixin, _NTKBase):
         Eigenvalues of :math:`\tilde\Theta` (computed on first access).
     n_features_in_ : int
         Number of features seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         Names of features seen during fit (only when ``X`` has string feature names).
 
     Examples

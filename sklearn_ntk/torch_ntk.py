@@ -724,9 +724,9 @@ def empirical_ntk(
         ``(n, *out_shape)``; the outputs of one sample are flattened to ``k`` values.  The model is
         evaluated in its current train/eval mode and is left exactly as found (parameters,
         ``requires_grad`` flags, ``.grad``, mode and buffers).
-    X1 : array-like or torch.Tensor of shape (n1, *input_shape)
+    X1 : array-like or torch.Tensor of shape ``(n1, *input_shape)``
         First set of inputs.
-    X2 : array-like or torch.Tensor of shape (n2, *input_shape), default=None
+    X2 : array-like or torch.Tensor of shape ``(n2, *input_shape)``, default=None
         Second set of inputs; ``None`` means ``X1`` (and the symmetry is exploited).
     output : {"auto", "full", "trace", "mean"}, default="auto"
         ``"full"``: the ``(n1, n2, k, k)`` blocks :math:`\Theta_{ab}(x_i, x'_j)`;

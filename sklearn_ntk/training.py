@@ -162,7 +162,7 @@ def gradient_descent(model, X, y, *, learning_rate, steps, X_test=None, dtype=No
     ----------
     model : torch.nn.Module
         Maps ``(n, *input_shape)`` to ``(n,)`` or ``(n, k)``.
-    X : array-like or torch.Tensor of shape (n, *input_shape)
+    X : array-like or torch.Tensor of shape ``(n, *input_shape)``
         Training inputs.
     y : array-like or torch.Tensor of shape (n,) or (n, k)
         Targets.

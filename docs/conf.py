@@ -1,0 +1,78 @@
+"""Sphinx configuration of the sklearn-ntk documentation.
+
+Build (offline) with ``docs/build.sh`` or
+``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
+The gallery runs every ``examples/plot_*.py``; by default at small sizes
+(``SKLEARN_NTK_EXAMPLES_QUICK=1``); set ``SKLEARN_NTK_EXAMPLES_QUICK=0`` for full-size figures, or
+``SKLEARN_NTK_DOCS_PLOT_GALLERY=0`` to skip running the examples.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("SKLEARN_NTK_EXAMPLES_QUICK", "1")
+os.environ.setdefault("SKLEARN_NTK_EXAMPLES_OUT", str(ROOT / "docs" / "_build" / "example_figures"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import sklearn_ntk  # noqa: E402
+
+project = "sklearn-ntk"
+author = "the sklearn-ntk developers"
+copyright = "2026, the sklearn-ntk developers"
+release = sklearn_ntk.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "auto_examples/*.ipynb"]
+root_doc = "index"
+
+# -- API reference -------------------------------------------------------------------------------
+autosummary_generate = True
+autodoc_default_options = {"members": True, "inherited-members": False}
+autodoc_typehints = "none"
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+# -- gallery -------------------------------------------------------------------------------------
+sphinx_gallery_conf = {
+    "examples_dirs": str(ROOT / "examples"),
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": r"/plot_",
+    "within_subsection_order": "FileNameSortKey",
+    "plot_gallery": os.environ.get("SKLEARN_NTK_DOCS_PLOT_GALLERY", "True"),
+    "download_all_examples": False,
+    "abort_on_example_error": False,
+    "only_warn_on_example_error": False,
+    "remove_config_comments": True,
+    "reset_modules": ("matplotlib",),
+    "show_memory": False,
+    "min_reported_time": 1,
+    "write_computation_times": False,
+    "doc_module": ("sklearn_ntk",),
+    "backreferences_dir": "gen_modules/backreferences",
+}
+
+# -- HTML ----------------------------------------------------------------------------------------
+html_theme = "alabaster"
+html_static_path = ["_static"]
+html_title = f"sklearn-ntk {release}"
+html_theme_options = {
+    "description": "The Neural Tangent Kernel as a first-class scikit-learn citizen",
+    "fixed_sidebar": True,
+    "page_width": "1100px",
+    "sidebar_width": "240px",
+}
+html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}

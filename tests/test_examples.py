@@ -1,0 +1,141 @@
+"""Run every gallery example in quick mode, as a user would, and check what it prints and saves.
+
+The examples are standalone scripts (``examples/plot_*.py``); each runs here in a fresh
+interpreter with ``SKLEARN_NTK_EXAMPLES_QUICK=1`` and must exit cleanly, save a non-empty PNG and
+print the numbers its text claims.  The three that train PyTorch networks step by step take
+longer (5-6 s each on an idle 2-core machine, several times that on a busy one) and are marked
+``slow`` (run them with ``python -m pytest -m slow tests/test_examples.py``);
+``docs/build.sh`` runs all of them too.
+"""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+try:
+    import torch  # noqa: F401
+
+    HAVE_TORCH = True
+except ImportError:  # pragma: no cover - torch is an optional extra
+    HAVE_TORCH = False
+
+needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="needs the torch extra")
+
+
+def _number(pattern, text):
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not found in the output:\n{text}"
+    return float(match.group(1))
+
+
+def check_activations(out):
+    assert "saved" in out
+
+
+def check_gp_vs_rbf(out):
+    # readout-only ensemble at t = inf is the NNGP posterior: equal to round-off
+    assert _number(r"max \|mean diff\| = (\S+),", out) < 1e-8
+    assert _number(r"max \|cov diff\| = (\S+)\n", out) < 1e-8
+
+
+def check_grid_search(out):
+    # the tuned NTK regressor generalises on diabetes (R^2 around 0.4-0.5 on full data)
+    assert _number(r"NTK: .*CV R\^2 (\S+),", out) > 0.3
+    assert _number(r"KRR: .*CV R\^2 (\S+),", out) > 0.3
+
+
+def check_convergence(out):
+    # NTKRegressor.training_loss against an independent eigen-expansion
+    assert _number(r"training_loss vs eigen-expansion: (\S+)\n", out) < 1e-6
+
+
+def check_marginal_likelihood(out):
+    initial = _number(r"LML: initial (\S+) ->", out)
+    learned = _number(r"-> learned (\S+)\n", out)
+    assert learned > initial + 1.0
+
+
+def check_analytic_vs_empirical(out):
+    # error falls with width (theory: width^-1/2); the standard parameterisation does not converge
+    assert _number(r"relative error ~ width\^(\S+) ", out) < -0.2
+    assert _number(r"standard parameterisation: relative error at width \d+: (\S+)\n", out) > 1
+
+
+def check_kernel_regression_vs_network(out):
+    diffs = [float(v) for v in re.findall(r"closed form at step \d+: (\S+)\n", out)]
+    assert len(diffs) >= 2 and diffs[-1] < diffs[0] and diffs[-1] < 0.1
+
+
+def check_lazy_training(out):
+    assert _number(r"fitted exponent: (\S+) ", out) < -0.2
+
+
+CASES = [
+    pytest.param("plot_activations.py", check_activations, id="activations"),
+    pytest.param("plot_gp_vs_rbf.py", check_gp_vs_rbf, id="gp_vs_rbf"),
+    pytest.param("plot_grid_search.py", check_grid_search, id="grid_search"),
+    pytest.param(
+        "plot_analytic_vs_empirical_ntk.py",
+        check_analytic_vs_empirical,
+        id="analytic_vs_empirical",
+        marks=needs_torch,
+    ),
+    pytest.param(
+        "plot_convergence.py", check_convergence, id="convergence", marks=pytest.mark.slow
+    ),
+    pytest.param(
+        "plot_marginal_likelihood.py", check_marginal_likelihood, id="marginal_likelihood"
+    ),
+    pytest.param(
+        "plot_kernel_regression_vs_network.py",
+        check_kernel_regression_vs_network,
+        id="kernel_regression_vs_network",
+        marks=[pytest.mark.slow, needs_torch],
+    ),
+    pytest.param(
+        "plot_lazy_training.py",
+        check_lazy_training,
+        id="lazy_training",
+        marks=[pytest.mark.slow, needs_torch],
+    ),
+]
+
+
+def test_every_example_is_covered():
+    scripts = {p.name for p in EXAMPLES.glob("plot_*.py")}
+    covered = {case.values[0] for case in CASES}
+    assert scripts == covered
+
+
+@pytest.mark.parametrize("script, check", CASES)
+def test_example_runs_quick(script, check, tmp_path):
+    env = dict(os.environ)
+    env.update(
+        SKLEARN_NTK_EXAMPLES_QUICK="1",
+        SKLEARN_NTK_EXAMPLES_OUT=str(tmp_path),
+        MPLBACKEND="Agg",
+        OMP_NUM_THREADS="1",  # small problems: threads only add contention
+        # numba's OpenMP layer next to torch's OpenMP slows torch training ~20x
+        NUMBA_THREADING_LAYER=env.get("NUMBA_THREADING_LAYER", "workqueue"),
+        PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+    )
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    figure = tmp_path / script.replace(".py", ".png")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert figure.stat().st_size > 10_000
+    check(proc.stdout)
