@@ -59,6 +59,8 @@ for ax, name in zip(axes[0], ["NNGP", "NTK"], strict=True):
     ax.set_ylabel("$k(x, x') / k(x, x)$")
     ax.grid(True, alpha=0.3)
 axes[0, 1].legend(fontsize=8, ncol=2)
+# sphinx_gallery_defer_figures
+
 
 # %%
 # How depth changes the kernel

@@ -69,6 +69,8 @@ ax.set_xlabel("training time t (steps, $\\eta = 1$)")
 ax.set_ylabel("training loss")
 ax.set_title("infinite width: training loss")
 ax.legend(fontsize=8)
+# sphinx_gallery_defer_figures
+
 
 # %%
 # Each eigen-direction on its own clock
@@ -88,6 +90,8 @@ ax.set_xlabel("training time t (steps)")
 ax.set_ylabel(r"$|v_i^\top (f_t(X) - y)|$")
 ax.set_title("residual along eigenvectors (dotted: $e^{-\\eta\\lambda_i t/n}$)")
 ax.legend(fontsize=8)
+# sphinx_gallery_defer_figures
+
 
 # %%
 # A finite network follows the same law

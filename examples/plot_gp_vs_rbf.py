@@ -52,6 +52,8 @@ for ax, t in zip(axes.ravel(), times, strict=False):
     for sample in gp.sample_y(X_plot, n_samples=3, random_state=0).T:
         ax.plot(X_plot[:, 0], sample, color="tab:red", lw=0.6, alpha=0.6)
     ax.set_title(f"NTK ensemble, t = {t:g}" if np.isfinite(t) else "NTK ensemble, t = ∞")
+# sphinx_gallery_defer_figures
+
 
 # %%
 # The Bayesian baseline
@@ -74,6 +76,8 @@ for ax in axes.ravel():
 axes[0, 0].legend(fontsize=8, loc="lower left")
 axes[-1, -1].legend(fontsize=8, loc="lower left")
 print(f"learned GP kernel: {gpr.kernel_}")
+# sphinx_gallery_defer_figures
+
 
 # %%
 # Readout-only training at t = ∞ is the NNGP posterior

@@ -99,6 +99,8 @@ for i in range(len(depths)):
         ax.text(j, i, f"{scores[i, j]:.2f}", ha="center", va="center", fontsize=7,
                 color="white" if scores[i, j] < np.nanmax(scores) - 0.1 else "black")
 fig.colorbar(im, ax=ax, label="$R^2$ (clipped at -0.2)")
+# sphinx_gallery_defer_figures
+
 
 # %%
 # Held-out comparison

@@ -74,6 +74,8 @@ ax.set_xlabel(r"$\sigma_w$ (weight_std)")
 ax.set_ylabel(r"$\sigma_b$ (bias_std)")
 ax.set_title("LML at the learned noise level (ReLU, depth 2, NNGP)")
 ax.legend()
+# sphinx_gallery_defer_figures
+
 
 # %%
 # Predictions before and after
