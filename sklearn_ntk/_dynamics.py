@@ -37,7 +37,7 @@ Covariance over random initialisations of the infinite ensemble (Lee et al. 2019
 For ``kind="nngp"`` (only the readout is trained, :math:`\Theta = K`) this simplifies, as in
 neural-tangents, to :math:`K(x, x') - K(x, X) h_{2t}(\tilde K) K(X, x')`.
 
-Public entry point: :class:`KernelDynamics`. See ``/work/notes/dynamics_api.md`` for a summary.
+Public entry point: :class:`KernelDynamics`.
 """
 
 from __future__ import annotations

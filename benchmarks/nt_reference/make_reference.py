@@ -10,13 +10,13 @@ virtual environment with ``neural-tangents==0.6.5`` (``jax``/``jaxlib`` 0.4.30,
   ``neural_tangents.predict.gradient_descent_mse_ensemble`` (mean and covariance) together
   with the train/test kernels that produced them.
 
-The file formats are described in ``/work/notes/nt_reference.md`` and in the ``"format"``
-entry of each JSON sidecar.
+The file formats are described in the ``"format"`` entry of each JSON sidecar.
 
-Usage::
+Runs only in a separate environment with neural-tangents 0.6.5 (it works with jax==0.4.30,
+jaxlib==0.4.30, tf2jax==0.3.6; newer jax breaks neural-tangents 0.6.5), e.g. a venv ``ntvenv``::
 
-    /work/ntvenv/bin/python benchmarks/nt_reference/make_reference.py [--out tests/data]
-    /work/ntvenv/bin/python benchmarks/nt_reference/make_reference.py --timing
+    ntvenv/bin/python benchmarks/nt_reference/make_reference.py [--out tests/data]
+    ntvenv/bin/python benchmarks/nt_reference/make_reference.py --timing
 """
 
 from __future__ import annotations
