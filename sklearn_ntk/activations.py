@@ -68,8 +68,7 @@ class Activation:
     """
 
     name = "activation"
-    _code = None  # closed form available in the compiled recursion
-    _closed_form_gradient = True  # closed-form partial derivatives available too
+    _code = None  # closed form (values and partial derivatives) in the compiled recursion
 
     # -- parameters ------------------------------------------------------------------------
     def _param_names(self):
@@ -120,8 +119,8 @@ class Activation:
     def derivatives(self, x, order=1):
         """Return ``[phi(x), phi'(x), ..., phi^{(order)}(x)]`` (``order <= 3``) as NumPy arrays.
 
-        Used by the numerical Gaussian expectations (and for the hyperparameter gradient of
-        activations whose closed form has no closed-form partial derivatives).
+        Used by the numerical Gaussian expectations (activations without a closed form) and by
+        the tests of the closed forms.
         """
         raise NotImplementedError(f"{self!r} has no numerical derivatives")
 

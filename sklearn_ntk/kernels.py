@@ -121,7 +121,7 @@ class NTKKernel(Kernel):
 
     # ------------------------------------------------------------------ validation
     def _resolved(self):
-        """Validate the parameters; return (activation, code params, sigma_w^2, sigma_b^2)."""
+        """Validate the parameters; return (activation object, sigma_w^2, sigma_b^2)."""
         depth = self.depth
         if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 0:
             raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
@@ -145,7 +145,7 @@ class NTKKernel(Kernel):
     # ------------------------------------------------------------------ evaluation
     def _histories(self, act, w2, b2, X, grad=False):
         sq = np.einsum("ij,ij->i", X, X) / X.shape[1]
-        if act._code is not None and (not grad or act._closed_form_gradient):
+        if act._code is not None:
             p0, p1 = act._code_params()
             if grad:
                 return rec._diag_grad(act._code, p0, p1, w2, b2, int(self.depth), sq)
@@ -231,7 +231,7 @@ class NTKKernel(Kernel):
         gram = X @ X.T
         gram /= d
         want_ntk = self.kind == "ntk"
-        if act._code is not None and act._closed_form_gradient:
+        if act._code is not None:
             p0, p1 = act._code_params()
             K = np.empty((n, n))
             dK = np.empty((n, n, 2))
