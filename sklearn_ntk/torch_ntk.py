@@ -91,6 +91,14 @@ def _func_name(func):
     return name
 
 
+def _flat_grad(output, tensors):
+    """Gradient of a scalar w.r.t. ``tensors``, flattened and concatenated (zeros where unused)."""
+    grads = torch.autograd.grad(output, tensors, retain_graph=True, allow_unused=True)
+    return torch.cat(
+        [(torch.zeros_like(t) if g is None else g).reshape(-1) for t, g in zip(tensors, grads, strict=True)]
+    )
+
+
 def _as_pair(v):
     if isinstance(v, (tuple, list)):
         return tuple(int(u) for u in v)
@@ -498,19 +506,8 @@ class _Engine:
             p_i = {k: v.detach().requires_grad_(True) for k, v in sub.items()}
             with torch.enable_grad():
                 out = f_single(p_i, x[i])
-                per_out = []
-                for a in range(self.k):
-                    gs = torch.autograd.grad(
-                        out[a], [p_i[k] for k in names], retain_graph=True, allow_unused=True
-                    )
-                    per_out.append(
-                        torch.cat(
-                            [
-                                (torch.zeros_like(p_i[k]) if g is None else g).reshape(-1)
-                                for k, g in zip(names, gs, strict=True)
-                            ]
-                        )
-                    )
+                tensors = [p_i[k] for k in names]
+                per_out = [_flat_grad(out[a], tensors) for a in range(self.k)]
             rows.append(torch.stack(per_out))
         return torch.stack(rows)
 
@@ -524,22 +521,9 @@ class _Engine:
             n, k = out.shape
             self.k = k
             rows = []
+            tensors = [params[nm] for nm in names]
             for i in range(n):
-                per_out = []
-                for a in range(k):
-                    gs = torch.autograd.grad(
-                        out[i, a], [params[nm] for nm in names], retain_graph=True,
-                        allow_unused=True,
-                    )
-                    per_out.append(
-                        torch.cat(
-                            [
-                                (torch.zeros_like(params[nm]) if g is None else g).reshape(-1)
-                                for nm, g in zip(names, gs, strict=True)
-                            ]
-                        )
-                    )
-                rows.append(torch.stack(per_out))
+                rows.append(torch.stack([_flat_grad(out[i, a], tensors) for a in range(k)]))
         return torch.stack(rows)
 
 
