@@ -27,11 +27,13 @@ _LAZY = {
     "NTKClassifier": "sklearn_ntk.estimators",
     "set_cache_size": "sklearn_ntk.estimators",
     "clear_cache": "sklearn_ntk.estimators",
+    "SingularKernelWarning": "sklearn_ntk.exceptions",
+    "UnstableLearningRateWarning": "sklearn_ntk.exceptions",
     "empirical_ntk": "sklearn_ntk.torch_ntk",
     "empirical_ntk_diag": "sklearn_ntk.torch_ntk",
     "EmpiricalNTKKernel": "sklearn_ntk.torch_ntk",
 }
-_SUBMODULES = {"nn", "kernels", "activations", "estimators", "torch_ntk", "training", "cli"}
+_SUBMODULES = {"nn", "kernels", "activations", "estimators", "exceptions", "torch_ntk", "training", "cli"}
 
 __all__ = sorted(_LAZY) + ["nn"]
 

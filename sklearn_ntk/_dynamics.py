@@ -48,6 +48,8 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg import lapack
 
+from .exceptions import SingularKernelWarning, UnstableLearningRateWarning
+
 __all__ = [
     "KernelDynamics",
     "SingularKernelWarning",
@@ -55,14 +57,6 @@ __all__ = [
     "spectral_filter",
     "max_stable_learning_rate",
 ]
-
-
-class SingularKernelWarning(RuntimeWarning):
-    """The regularised train kernel is numerically singular; the minimum-norm solution is used."""
-
-
-class UnstableLearningRateWarning(RuntimeWarning):
-    """Discrete gradient descent with this learning rate diverges (``eta*lambda_max/(n k) > 2``)."""
 
 
 _DYNAMICS = ("flow", "gd")

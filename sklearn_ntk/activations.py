@@ -9,7 +9,7 @@ a centred pair :math:`(u, v)` with covariance :math:`\\begin{pmatrix} a & c \\\\
     \\dot{\\mathcal{T}}(a, b, c) = \\mathbb{E}[\\phi'(u)\\phi'(v)].
 
 Activations with a closed form for both (ReLU and its relatives, erf, GELU, sin, identity, sign) carry an
-integer ``_code`` that selects a compiled scalar formula in :mod:`sklearn_ntk._recursion`. All others
+integer ``_code`` that selects a compiled scalar formula in :mod:`sklearn_ntk.backends.fused`. All others
 (tanh, sigmoid, SiLU, user callables) are integrated numerically; they provide :meth:`derivatives`.
 
 Activation objects are small parameter holders: they compare equal by type and parameters, clone
@@ -43,7 +43,7 @@ __all__ = [
     "ACTIVATION_NAMES",
 ]
 
-# integer codes of the closed forms implemented in _recursion._moments
+# integer codes of the closed forms implemented in backends.fused._moments
 CODE_AB_RELU = 0
 CODE_IDENTITY = 1
 CODE_ERF = 2

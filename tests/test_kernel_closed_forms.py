@@ -9,8 +9,8 @@ import pytest
 from scipy import integrate, special
 
 from sklearn_ntk import NTKKernel
-from sklearn_ntk._recursion import _moments, numeric_moments
 from sklearn_ntk.activations import ABReLU, Custom, LeakyReLU, get_activation
+from sklearn_ntk.backends.fused import _moments, numeric_moments
 
 CASES = [(1.0, 1.0, 0.3), (2.0, 0.5, -0.6), (0.7, 1.3, 0.9), (3.0, 2.0, 2.2)]
 

@@ -1,4 +1,4 @@
-"""The layer recursion of DESIGN §1, shared by every kernel in the package.
+"""The fused compiled recursion of fully-connected networks (the plain ``Dense -> [phi -> Dense] x L`` case).
 
 State of the recursion for a pair of inputs :math:`(x, y)` after a Dense layer:
 ``(s12, s11, s22, ntk)`` = :math:`(\\Sigma(x,y), \\Sigma(x,x), \\Sigma(y,y), \\Theta(x,y))`.
@@ -35,7 +35,7 @@ import math
 import numba
 import numpy as np
 
-from .activations import (
+from ..activations import (
     CODE_AB_RELU,
     CODE_ERF,
     CODE_GELU,

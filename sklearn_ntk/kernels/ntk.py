@@ -7,9 +7,9 @@ import numbers
 import numpy as np
 from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
 
-from . import _recursion as rec
-from ._validation import check_kernel_input, check_memory
-from .activations import get_activation
+from .._validation import check_kernel_input, check_memory
+from ..activations import get_activation
+from ..backends import fused as rec
 
 __all__ = ["NTKKernel"]
 

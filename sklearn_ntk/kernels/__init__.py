@@ -1,0 +1,5 @@
+"""scikit-learn ``Kernel`` classes of infinitely wide networks."""
+
+from .ntk import NTKKernel
+
+__all__ = ["NTKKernel"]
