@@ -42,13 +42,11 @@ Public entry point: :class:`KernelDynamics`.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import scipy.linalg
 from scipy.linalg import lapack
 
-from .exceptions import SingularKernelWarning, UnstableLearningRateWarning
+from .exceptions import SingularKernelWarning, UnstableLearningRateWarning, warn_from_caller
 
 __all__ = [
     "KernelDynamics",
@@ -437,12 +435,11 @@ class KernelDynamics:
         lam_max = float(self._eig[0][-1])
         if self.scale * lam_max > 2.0:
             eta_max = max_stable_learning_rate(lam_max, self.n_samples, self.n_outputs)
-            warnings.warn(
+            warn_from_caller(
                 f"learning_rate={self.learning_rate:g} makes discrete gradient descent diverge "
                 f"(learning_rate * lambda_max / (n k) = {self.scale * lam_max:.3g} > 2); the "
                 f"largest stable learning_rate is {eta_max:.6g}",
                 UnstableLearningRateWarning,
-                stacklevel=3,
             )
 
     @property
@@ -486,12 +483,11 @@ class KernelDynamics:
 
     @staticmethod
     def _warn_singular():
-        warnings.warn(
+        warn_from_caller(
             "the regularised train kernel Theta(X, X) + alpha*I is numerically singular "
             "(e.g. duplicate training rows with alpha=0); using the minimum-norm "
             "(pseudo-inverse) solution for t=inf. Set alpha > 0 to avoid this.",
             SingularKernelWarning,
-            stacklevel=4,
         )
 
     # ---------------------------------------------------------------- core linear algebra

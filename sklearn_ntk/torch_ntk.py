@@ -46,10 +46,11 @@ exactly as before.
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 from sklearn.gaussian_process.kernels import Kernel
+
+from .exceptions import warn_from_caller
 
 _INSTALL_MSG = (
     "sklearn_ntk's finite-width tools need PyTorch; install it with "
@@ -634,11 +635,10 @@ def _compute(model, X1, X2, output, batch_size, dtype, device, params, diag_only
         if interacting:
             n_max = max(len(x1), len(x1) if x2 is None else len(x2))
             if batch_size is not None and batch_size < n_max:
-                warnings.warn(
+                warn_from_caller(
                     "the model's samples interact (e.g. BatchNorm using batch statistics); "
                     "its NTK is that of the whole batch, so batch_size is ignored",
                     UserWarning,
-                    stacklevel=3,
                 )
             J1 = engine.batch_jacobian(x1)
             fa = ([], J1)
