@@ -27,6 +27,7 @@ _LAZY = {
     "NTKClassifier": "sklearn_ntk.estimators",
     "set_cache_size": "sklearn_ntk.estimators",
     "clear_cache": "sklearn_ntk.estimators",
+    "PerformanceWarning": "sklearn_ntk.exceptions",
     "SingularKernelWarning": "sklearn_ntk.exceptions",
     "UnstableLearningRateWarning": "sklearn_ntk.exceptions",
     "empirical_ntk": "sklearn_ntk.torch_ntk",

@@ -1,6 +1,6 @@
 """Warnings and errors raised by sklearn-ntk (public, importable as ``sklearn_ntk.exceptions``)."""
 
-__all__ = ["SingularKernelWarning", "UnstableLearningRateWarning"]
+__all__ = ["PerformanceWarning", "SingularKernelWarning", "UnstableLearningRateWarning"]
 
 
 class SingularKernelWarning(RuntimeWarning):
@@ -9,6 +9,10 @@ class SingularKernelWarning(RuntimeWarning):
 
 class UnstableLearningRateWarning(RuntimeWarning):
     """Discrete gradient descent with this learning rate diverges (``eta*lambda_max/(n k) > 2``)."""
+
+
+class PerformanceWarning(UserWarning):
+    """A slower fallback computation is used (e.g. a model ``torch.func.vmap`` cannot batch)."""
 
 
 def warn_from_caller(message, category):

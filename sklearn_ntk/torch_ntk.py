@@ -50,7 +50,8 @@ import numbers
 import numpy as np
 from sklearn.gaussian_process.kernels import Kernel
 
-from .exceptions import warn_from_caller
+from ._validation import check_memory
+from .exceptions import PerformanceWarning, warn_from_caller
 
 _INSTALL_MSG = (
     "sklearn_ntk's finite-width tools need PyTorch; install it with "
@@ -333,28 +334,118 @@ def _uses_batch_statistics(model):
     return False
 
 
-def _probe_interaction(engine, x):
-    """True if changing one sample of a batch changes the outputs of the others.
+def _check_materialised(model, device):
+    """Refuse meta-device models and devices: they hold shapes, not values."""
+    meta = [name for name, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    if meta:
+        listed = ", ".join(meta[:3]) + (", ..." if len(meta) > 3 else "")
+        raise ValueError(
+            f"the model's tensors {listed} are on the 'meta' device (shapes only, no values); "
+            "materialise the model first, e.g. model.to_empty(device='cpu') and initialise it"
+        )
+    if device.type == "meta":
+        raise ValueError("device='meta' holds no values; choose a real device such as 'cpu'")
 
-    Two forward passes on (at most) the first 8 samples, the second with sample 0 replaced by a
-    different sample, under the same random state (so dropout masks coincide).
+
+def _first_line(exc):
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _is_dtype_error(exc):
+    msg = str(exc)
+    return any(key in msg for key in ("dtype", "datatype", "scalar type", "type ("))
+
+
+def _is_out_of_memory(exc):
+    oom = getattr(torch, "OutOfMemoryError", MemoryError)
+    msg = str(exc).lower()
+    return isinstance(exc, (MemoryError, oom)) or "out of memory" in msg or "can't allocate" in msg
+
+
+def _guard(n_bytes, what, device, hint):
+    """MemoryError naming both sizes if ``n_bytes`` do not fit on ``device`` (CPU or CUDA)."""
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+        check_memory(n_bytes, f"{what} on {device}", available=free, hint=hint)
+    elif device.type == "cpu":
+        check_memory(n_bytes, what, hint=hint)
+
+
+def _loop_jacobian(f_single, sub, names, x, k):
+    """Per-sample Jacobian (n, k, D) of ``f_single`` by one autograd pass per sample and output."""
+    rows = []
+    for i in range(x.shape[0]):
+        p_i = {name: v.detach().requires_grad_(True) for name, v in sub.items()}
+        with torch.enable_grad():
+            out = f_single(p_i, x[i])
+            tensors = [p_i[name] for name in names]
+            rows.append(torch.stack([_flat_grad(out[a], tensors) for a in range(k)]))
+    return torch.stack(rows)
+
+
+def _other_row(x0, inputs):
+    """An input row different from ``x0``, valid for the model.
+
+    Floating rows: ``x0`` plus a perturbation of its own scale (from a private generator, so
+    the global random state is untouched).  Integer rows (indices): a different row of the
+    inputs, else ``x0`` rolled, else ``x0`` with its lowest bit flipped.
     """
-    x = x[:8]
-    n = x.shape[0]
-    others = [j for j in range(1, n) if not torch.equal(x[j], x[0])]
-    if not others:
-        return False
+    if x0.is_floating_point():
+        gen = torch.Generator().manual_seed(0)
+        noise = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
+        scale = float(x0.abs().mean()) or 1.0
+        return x0 + (0.5 * scale * noise).to(dtype=x0.dtype, device=x0.device)
+    for x in inputs:
+        differs = (x != x0).reshape(x.shape[0], -1).any(1).nonzero()
+        if len(differs):
+            return x[int(differs[0, 0])]
+    rolled = x0.reshape(-1).roll(1).reshape(x0.shape)
+    if not torch.equal(rolled, x0):
+        return rolled
+    return ~x0 if x0.dtype == torch.bool else x0 ^ 1
+
+
+def _probe_batch(x1, x2):
+    """Rows of both inputs (at most 8, at least 2) for the probe forward passes."""
+    rows = x1[:8] if x2 is None else torch.cat([x1[:4], x2[:4]])
+    if rows.shape[0] < 2:
+        rows = torch.cat([rows, _other_row(rows[0], [x1] if x2 is None else [x1, x2])[None]])
+    return rows
+
+
+def _probe_interaction(engine, x1, x2=None, test=True):
+    """Whether changing one sample of a batch changes the outputs of the others; and ``k``.
+
+    The batch holds the first rows of ``X1`` and ``X2``; the second pass replaces its first
+    row by a row that differs from it (see :func:`_other_row`), so identical rows or a
+    single-row input cannot hide an interaction.  Both passes run under the same random state
+    (dropout masks coincide) and leave the caller's random state untouched.  With
+    ``test=False`` only the first pass runs (to learn the number of outputs ``k``).
+    """
+    x = _probe_batch(x1, x2)
     x_mod = x.clone()
-    x_mod[0] = x[others[0]]
+    x_mod[0] = _other_row(x[0], [x1] if x2 is None else [x1, x2])
     params, buffers = engine._state(grad=False)
     outs = []
-    for inp in (x, x_mod):  # fork_rng: the caller's random state is left untouched
-        with torch.random.fork_rng(devices=[]), torch.no_grad():
+    for inp in (x, x_mod) if test else (x,):
+        with torch.random.fork_rng(devices=_rng_devices(engine.device)), torch.no_grad():
             torch.manual_seed(0)
             outs.append(engine.forward(params, {k: b.clone() for k, b in buffers.items()}, inp))
+    k = outs[0].shape[1]
+    if not test:
+        return False, k
     a, b = outs[0][1:], outs[1][1:]
     tol = 1e-5 if engine.dtype == torch.float64 else 1e-3
-    return not torch.allclose(a, b, rtol=tol, atol=tol * float(a.abs().max().clamp_min(1.0)))
+    scale = float(a.abs().max().clamp_min(1.0))
+    return not torch.allclose(a, b, rtol=tol, atol=tol * scale), k
+
+
+def _rng_devices(device):
+    """Devices whose random state ``fork_rng`` must save besides the CPU's."""
+    if device.type == "cuda":
+        return [device.index if device.index is not None else torch.cuda.current_device()]
+    return []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,6 +486,9 @@ class _Engine:
         self.buffers = dict(model.named_buffers())
         self.cast = cast
         self.plan = None  # (fast names, fallback names), fixed on the first batch
+        self.itemsize = torch.empty((), dtype=dtype).element_size()
+        self.vmap_error = None  # why vmap failed on an earlier batch (then the loop is used)
+        self.k = None
 
     def _state(self, grad=True):
         params = {k: v.detach().requires_grad_(grad) for k, v in self.base.items()}
@@ -402,9 +496,25 @@ class _Engine:
         return params, buffers
 
     def forward(self, params, buffers, x):
-        out = functional_call(self.model, {**self.consts, **params, **buffers}, (x,))
+        x = x.clone()  # the model may modify its input in place: every call gets its own
+        try:
+            out = functional_call(self.model, {**self.consts, **params, **buffers}, (x,))
+        except RuntimeError as exc:
+            if not (x.is_floating_point() or x.is_complex()) and _is_dtype_error(exc):
+                raise TypeError(
+                    f"the model cannot take the integer inputs given ({x.dtype}) while it "
+                    f"computes in {self.dtype}: pass floating-point X (integer inputs are passed "
+                    f"unchanged, for models that take indices such as nn.Embedding); torch "
+                    f"said: {_first_line(exc)}"
+                ) from exc
+            raise
         if not isinstance(out, torch.Tensor):
             raise TypeError(f"the model must return a tensor, got {type(out).__name__}")
+        if not out.is_floating_point():
+            raise TypeError(
+                f"the model returns {out.dtype} outputs; the NTK differentiates the outputs, "
+                "so they must be real floating point (e.g. return logits, not their argmax)"
+            )
         if out.dim() == 0 or out.shape[0] != x.shape[0]:
             raise ValueError(
                 f"the model output's leading dimension must index samples: input batch "
@@ -488,29 +598,47 @@ class _Engine:
         return grams, J
 
     def _fallback_jacobian(self, x, names):
-        """Per-sample Jacobian (n, k, D) of the outputs w.r.t. the parameters ``names``."""
+        """Per-sample Jacobian (n, k, D) of the outputs w.r.t. the parameters ``names``.
+
+        ``vmap(jacrev)`` when the model can be vmapped; otherwise (a ``RuntimeError`` under
+        ``vmap`` that the plain per-sample evaluation does not raise) a per-sample autograd
+        loop, announced once per call by a :class:`~sklearn_ntk.exceptions.PerformanceWarning`.
+        Every other error, and running out of memory, propagates.
+        """
         params, buffers = self._state(grad=False)
         fixed = {k: v for k, v in params.items() if k not in names}
         sub = {k: params[k] for k in names}
+        n, d = x.shape[0], sum(sub[k].numel() for k in names)
+        _guard(
+            2 * n * self.k * d * self.itemsize,
+            f"the per-sample Jacobian of {d} parameters ({', '.join(names[:3])}"
+            f"{', ...' if len(names) > 3 else ''}) on {n} inputs",
+            self.device, "pass a smaller batch_size.",
+        )
 
         def f_single(sub_params, xi):
             return self.forward({**fixed, **sub_params}, buffers, xi.unsqueeze(0))[0]
 
-        n = x.shape[0]
-        try:
-            jac = vmap(jacrev(f_single), in_dims=(None, 0))(sub, x)
-            return torch.cat([jac[k].reshape(n, self.k, -1) for k in names], dim=2)
-        except Exception:  # noqa: BLE001 - models that cannot be vmapped use a loop
-            pass
-        rows = []
-        for i in range(n):
-            p_i = {k: v.detach().requires_grad_(True) for k, v in sub.items()}
-            with torch.enable_grad():
-                out = f_single(p_i, x[i])
-                tensors = [p_i[k] for k in names]
-                per_out = [_flat_grad(out[a], tensors) for a in range(self.k)]
-            rows.append(torch.stack(per_out))
-        return torch.stack(rows)
+        reason = None
+        if self.vmap_error is None:
+            try:
+                jac = vmap(jacrev(f_single), in_dims=(None, 0))(sub, x)
+                return torch.cat([jac[k].reshape(n, self.k, -1) for k in names], dim=2)
+            except (RuntimeError, NotImplementedError) as exc:
+                if _is_out_of_memory(exc):
+                    raise
+                reason = exc
+        # errors of the model itself are raised again here, outside vmap, and propagate
+        J = _loop_jacobian(f_single, sub, names, x, self.k)
+        if reason is not None:
+            self.vmap_error = reason
+            warn_from_caller(
+                f"torch.func.vmap cannot batch this model ({_first_line(reason)}); the "
+                f"Jacobian of {', '.join(names)} is computed one sample at a time, which is "
+                "slower",
+                PerformanceWarning,
+            )
+        return J
 
     # -- interacting models -------------------------------------------------------------
     def batch_jacobian(self, x):
@@ -596,8 +724,7 @@ def _chunks(n, batch_size):
     return [slice(s, min(s + step, n)) for s in range(0, n, step)]
 
 
-def _compute(model, X1, X2, output, batch_size, dtype, device, params, diag_only,
-             sample_interaction):
+def _check_args(model, output, batch_size, sample_interaction):
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if output not in _OUTPUTS:
@@ -612,11 +739,106 @@ def _compute(model, X1, X2, output, batch_size, dtype, device, params, diag_only
         raise ValueError(
             f"sample_interaction must be 'auto', True or False, got {sample_interaction!r}"
         )
+    return batch_size
+
+
+_BLOCKS_HINT = "compute the kernel on blocks of rows of X1 (and X2) and assemble it."
+
+
+class _Budget:
+    """Peak memory of one call, checked before the big allocations are made."""
+
+    def __init__(self, engine, n1, n2, full, diag_only, to_host):
+        self.engine, self.n1, self.n2 = engine, n1, n2
+        self.entry = engine.itemsize * (engine.k * engine.k if full else 1)
+        self.diag_only, self.to_host = diag_only, to_host
+        self.what = (
+            f"empirical_ntk{'_diag' if diag_only else ''} on "
+            f"{n1 if diag_only else f'{n1} x {n2}'} inputs"
+            f"{f' with {engine.k} x {engine.k} output blocks' if full else ''}"
+        )
+
+    def result(self, block1, block2):
+        """Bytes of the result and of the two block-sized temporaries of a contraction."""
+        if self.diag_only:
+            return 3 * self.n1 * self.entry
+        return (self.n1 * self.n2 + 2 * block1 * block2) * self.entry
+
+    def check(self, n_bytes, what=None, hint=_BLOCKS_HINT):
+        device = self.engine.device
+        _guard(n_bytes, what or self.what, device, hint)
+        if self.to_host and device.type != "cpu":  # the numpy copy of the result
+            n_out = self.n1 * (1 if self.diag_only else self.n2) * self.entry
+            _guard(n_out, f"the host copy of {self.what}", torch.device("cpu"), hint)
+
+
+def _compute_interacting(engine, x1, x2, trace, diag_only, batch_size, budget):
+    n_max = max(len(x1), len(x1) if x2 is None else len(x2))
+    if batch_size is not None and batch_size < n_max:
+        warn_from_caller(
+            "the model's samples interact (e.g. BatchNorm using batch statistics); "
+            "its NTK is that of the whole batch, so batch_size is ignored",
+            UserWarning,
+        )
+    d = sum(v.numel() for v in engine.base.values())
+    n_jac = len(x1) + (0 if x2 is None or diag_only else len(x2)) + max(len(x1), n_max)
+    budget.check(
+        budget.result(len(x1), budget.n2) + n_jac * engine.k * d * engine.itemsize,
+        f"{budget.what} (batch Jacobians of {d} parameters)",
+    )
+    fa = ([], engine.batch_jacobian(x1))
+    if diag_only:
+        return _diag(fa, engine.k, trace)
+    fb = fa if x2 is None else ([], engine.batch_jacobian(x2))
+    return _contract(fa, fb, engine.k, trace)
+
+
+def _compute_independent(engine, x1, x2, trace, diag_only, batch_size, budget):
+    k, n1 = engine.k, len(x1)
+    chunks1 = _chunks(n1, batch_size)
+    n2 = n1 if x2 is None else len(x2)
+    chunks2 = chunks1 if x2 is None else _chunks(n2, batch_size)
+    first1, first2 = chunks1[0].stop, chunks2[0].stop
+    budget.check(budget.result(first1, first2))
+    feats1 = [engine.features(x1[chunks1[0]])]
+    # every row's features are kept until the end: budget them from the first chunk's size
+    per_row = sum(t.numel() * t.element_size() for t in _feature_tensors(feats1[0])) / first1
+    n_rows = n1 + (0 if x2 is None or diag_only else n2)
+    budget.check(budget.result(first1, first2) + int(per_row * n_rows),
+                 f"{budget.what} (with the per-sample features of the layers)")
+    feats1 += [engine.features(x1[s]) for s in chunks1[1:]]
+    if diag_only:
+        return torch.cat([_diag(f, k, trace) for f in feats1])
+    feats2 = feats1 if x2 is None else [engine.features(x2[s]) for s in chunks2]
+    if len(chunks1) == 1 and len(chunks2) == 1:
+        return _contract(feats1[0], feats2[0], k, trace)
+    shape = (n1, n2) if trace else (n1, n2, k, k)
+    res = torch.empty(shape, dtype=engine.dtype, device=engine.device)
+    for a, (sa, fa) in enumerate(zip(chunks1, feats1, strict=True)):
+        for b, (sb, fb) in enumerate(zip(chunks2, feats2, strict=True)):
+            if x2 is None and b < a:  # mirror the block computed already
+                block = res[sb, sa]
+                res[sa, sb] = block.T if trace else block.permute(1, 0, 3, 2)
+            else:
+                res[sa, sb] = _contract(fa, fb, k, trace)
+    return res
+
+
+def _feature_tensors(f):
+    grams, J = f
+    out = [t for pair in grams for t in pair]
+    return out if J is None else out + [J]
+
+
+def _compute(model, X1, X2, output, batch_size, dtype, device, params, diag_only,
+             sample_interaction):
+    batch_size = _check_args(model, output, batch_size, sample_interaction)
     first = next(iter(model.parameters()), None)
     if first is None:
         raise ValueError("the model has no parameters")
-    dtype = _resolve_dtype(dtype, first.dtype if first.is_floating_point() else torch.float32)
     device = torch.device(device) if device is not None else first.device
+    _check_materialised(model, device)
+    dtype = _resolve_dtype(dtype, first.dtype if first.is_floating_point() else torch.float32)
     x1 = _to_input(X1, "X1", dtype, device)
     x2 = None if X2 is None else _to_input(X2, "X2", dtype, device)
     if x2 is not None and x2.shape[1:] != x1.shape[1:]:
@@ -625,54 +847,19 @@ def _compute(model, X1, X2, output, batch_size, dtype, device, params, diag_only
             f"and {tuple(x2.shape[1:])}"
         )
     engine = _Engine(model, params, dtype, device)
-    if sample_interaction == "auto":
-        interacting = _uses_batch_statistics(model) or _probe_interaction(engine, x1)
-    else:
-        interacting = bool(sample_interaction)
     trace = output in ("trace", "mean")
-
-    with torch.no_grad():
-        if interacting:
-            n_max = max(len(x1), len(x1) if x2 is None else len(x2))
-            if batch_size is not None and batch_size < n_max:
-                warn_from_caller(
-                    "the model's samples interact (e.g. BatchNorm using batch statistics); "
-                    "its NTK is that of the whole batch, so batch_size is ignored",
-                    UserWarning,
-                )
-            J1 = engine.batch_jacobian(x1)
-            fa = ([], J1)
-            if diag_only:
-                res = _diag(fa, engine.k, trace)
-            else:
-                fb = fa if x2 is None else ([], engine.batch_jacobian(x2))
-                res = _contract(fa, fb, engine.k, trace)
-        else:
-            chunks1 = _chunks(len(x1), batch_size)
-            feats1 = [engine.features(x1[s]) for s in chunks1]
-            k = engine.k
-            if diag_only:
-                res = torch.cat([_diag(f, k, trace) for f in feats1])
-            else:
-                if x2 is None:
-                    chunks2, feats2 = chunks1, feats1
-                else:
-                    chunks2 = _chunks(len(x2), batch_size)
-                    feats2 = [engine.features(x2[s]) for s in chunks2]
-                shape = (len(x1), len(x2 if x2 is not None else x1))
-                shape = shape if trace else shape + (k, k)
-                if len(chunks1) == 1 and len(chunks2) == 1:
-                    res = _contract(feats1[0], feats2[0], k, trace)
-                else:
-                    res = torch.empty(shape, dtype=dtype, device=device)
-                    for a, (sa, fa) in enumerate(zip(chunks1, feats1, strict=True)):
-                        for b, (sb, fb) in enumerate(zip(chunks2, feats2, strict=True)):
-                            if x2 is None and b < a:  # mirror the block computed already
-                                block = res[sb, sa]
-                                res[sa, sb] = block.T if trace else block.permute(1, 0, 3, 2)
-                            else:
-                                res[sa, sb] = _contract(fa, fb, k, trace)
-        k = engine.k
+    # the model may draw random numbers (dropout): the caller's random state is restored
+    with torch.random.fork_rng(devices=_rng_devices(device)):
+        auto = sample_interaction == "auto"
+        probed, engine.k = _probe_interaction(engine, x1, None if diag_only else x2, test=auto)
+        interacting = (_uses_batch_statistics(model) or probed) if auto else sample_interaction
+        full = not trace and not (output == "auto" and engine.k == 1)
+        n2 = len(x1) if x2 is None else len(x2)
+        budget = _Budget(engine, len(x1), n2, full, diag_only, not isinstance(X1, torch.Tensor))
+        compute = _compute_interacting if interacting else _compute_independent
+        with torch.no_grad():
+            res = compute(engine, x1, x2, trace, diag_only, batch_size, budget)
+    k = engine.k
     if output == "mean":
         res = res / k
     elif output == "auto" and k == 1:

@@ -402,8 +402,8 @@ def test_probe_detects_custom_sample_mixing_and_keeps_rng():
     drop = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.Linear(8, 1)).double().train()
     from sklearn_ntk.torch_ntk import _Engine, _probe_interaction
 
-    assert not _probe_interaction(_Engine(drop, None, DT, torch.device("cpu")), X)
-    assert _probe_interaction(_Engine(model, None, DT, torch.device("cpu")), X)
+    assert not _probe_interaction(_Engine(drop, None, DT, torch.device("cpu")), X)[0]
+    assert _probe_interaction(_Engine(model, None, DT, torch.device("cpu")), X)[0]
 
 
 def test_empirical_ntk_kernel_in_ntk_estimators():
