@@ -418,3 +418,165 @@ def test_empirical_ntk_kernel_in_ntk_estimators():
     reg = NTKRegressor(kernel=kern, t=np.inf, alpha=1e-6).fit(X, y)
     expected = kern(Y, X) @ np.linalg.solve(kern(X) + 1e-6 * np.eye(10), y)
     np.testing.assert_allclose(reg.predict(Y), expected, rtol=1e-6, atol=1e-9)
+
+
+class Mixing(nn.Module):
+    """Each output depends on the batch mean, which does not vanish on a single row."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+        self.out = nn.Linear(4, 1)
+
+    def forward(self, x):
+        h = torch.tanh(self.fc(x))
+        return self.out(h + 0.5 * h.mean(0, keepdim=True))
+
+
+def test_probe_cannot_be_fooled_by_identical_rows_or_a_single_row():
+    model = seeded(Mixing)
+    X = torch.randn(12, 3, dtype=DT, generator=torch.Generator().manual_seed(16))
+    same = X.clone()
+    same[:8] = X[0]  # the first rows are all alike: a probe that swaps rows sees nothing
+    got = empirical_ntk(model, same, output="full")
+    assert torch.max(torch.abs(got - reference_ntk(model, same, batch=True))) <= 1e-10
+    # X1 with one row: only X2 can reveal the interaction
+    got = empirical_ntk(model, X[:1], X, output="full")
+    assert torch.max(torch.abs(got - reference_ntk(model, X[:1], X, batch=True))) <= 1e-10
+    # a one-row call of its own is probed too (batch function of a single sample)
+    got = empirical_ntk_diag(model, X[:1], output="full")
+    assert torch.max(torch.abs(got[0] - reference_ntk(model, X[:1], batch=True)[0, 0])) <= 1e-10
+
+
+class InPlace(nn.Module):
+    """Modifies its input in place; LayerNorm sends some parameters down the fallback path."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+        self.ln = nn.LayerNorm(4)
+        self.out = nn.Linear(4, 1)
+
+    def forward(self, x):
+        x.mul_(2.0)
+        return self.out(self.ln(torch.tanh(self.fc(x))))
+
+
+def test_model_modifying_its_input_in_place_gets_its_own_input():
+    model = seeded(InPlace)
+    X = torch.randn(5, 3, dtype=DT, generator=torch.Generator().manual_seed(17))
+    X_before = X.clone()
+    got = empirical_ntk(model, X, output="full", batch_size=2)
+    assert torch.equal(X, X_before)  # the caller's tensor is never touched
+    ref = reference_ntk(model, X.clone())  # the reference modifies its (copied) input once
+    assert torch.max(torch.abs(got - ref)) <= 1e-10
+
+
+def test_global_random_state_is_not_advanced():
+    torch.manual_seed(18)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Dropout(0.5), nn.LayerNorm(8), nn.Linear(8, 1))
+    model = model.double().train()
+    X = torch.randn(6, 3, dtype=DT)
+    state = torch.random.get_rng_state()
+    with pytest.warns(UserWarning):  # dropout cannot be vmapped: the loop is announced
+        first = empirical_ntk(model, X)
+    assert torch.equal(state, torch.random.get_rng_state())
+    with pytest.warns(UserWarning):
+        again = empirical_ntk(model, X)
+    assert torch.equal(first, again)  # same caller state, same dropout masks
+
+
+class Indices(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(5, 3)
+        self.fc = nn.Linear(3, 1)
+
+    def forward(self, idx):
+        return self.fc(torch.tanh(self.emb(idx)).mean(1))
+
+
+class ArgMax(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.fc(x).argmax(1)
+
+
+def test_meta_models_integer_inputs_and_outputs_give_clear_errors():
+    with torch.device("meta"):
+        meta = nn.Linear(3, 1)
+    with pytest.raises(ValueError, match="'meta' device.*to_empty"):
+        empirical_ntk(meta, np.ones((3, 3)))
+    with pytest.raises(ValueError, match="device='meta'"):
+        empirical_ntk(seeded(MLP), np.ones((3, 5)), device="meta")
+    with pytest.raises(TypeError, match=r"integer inputs given \(torch.int64\).*floating-point X"):
+        empirical_ntk(seeded(MLP), np.ones((3, 5), dtype=np.int64))
+    with pytest.raises(TypeError, match="outputs.*floating point"):
+        empirical_ntk(seeded(ArgMax), np.ones((3, 3)))
+    # integer inputs stay integers for models that take indices
+    model = seeded(Indices)
+    idx = torch.tensor([[0, 1, 4], [2, 2, 2], [0, 1, 4], [3, 0, 1]])
+    ref = reference_ntk(model, idx)[:, :, 0, 0]
+    assert torch.max(torch.abs(empirical_ntk(model, idx) - ref)) <= 1e-10
+
+
+class CheckedInput(nn.Module):
+    """Python control flow on tensor values (an input check): fine eagerly, not under vmap."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3, 4)
+        self.ln = nn.LayerNorm(4)
+        self.out = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("non-finite input")
+        return self.out(self.ln(torch.tanh(self.fc(x))))
+
+
+def test_vmap_failure_is_announced_once_and_other_errors_propagate(monkeypatch):
+    from sklearn_ntk import torch_ntk
+    from sklearn_ntk.exceptions import PerformanceWarning
+
+    model = seeded(CheckedInput)
+    X = torch.randn(6, 3, dtype=DT, generator=torch.Generator().manual_seed(19))
+    with pytest.warns(PerformanceWarning, match="vmap cannot batch") as record:
+        got = empirical_ntk(model, X, output="full", batch_size=2)
+    assert len([w for w in record if w.category is PerformanceWarning]) == 1
+    assert record[0].filename == __file__  # attributed to the caller's line
+    assert torch.max(torch.abs(got - reference_ntk(model, X))) <= 1e-10
+
+    def out_of_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 40.00 GiB")
+
+    monkeypatch.setattr(torch_ntk, "vmap", out_of_memory)
+    with pytest.raises(torch.OutOfMemoryError):  # not hidden behind the slow loop
+        empirical_ntk(seeded(InPlace), X)
+
+
+def test_memory_guard_refuses_before_allocating(monkeypatch):
+    import sklearn_ntk._validation as val
+
+    model = nn.Sequential(nn.Linear(3, 1)).double()
+    X = torch.zeros(70_000, 3, dtype=DT)  # a 70,000 x 70,000 float64 kernel: 36.5 GiB
+    monkeypatch.setattr(val, "available_memory_bytes", lambda: 16 * 2**30)
+    with pytest.raises(MemoryError, match=r"empirical_ntk on 70000 x 70000 inputs needs "
+                                          r"\d+\.\d+ GiB but only 16.00 GiB"):
+        empirical_ntk(model, X)
+    monkeypatch.setattr(val, "available_memory_bytes", lambda: 2**20)
+    mlp = seeded(MLP)
+    X = torch.zeros(100, 5, dtype=DT)
+    with pytest.raises(MemoryError, match="3 x 3 output blocks"):  # k^2 entries per pair
+        empirical_ntk(mlp, X, output="full")
+    empirical_ntk(mlp, X[:40], output="trace")  # small enough: no error
+    batchnorm = nn.Sequential(nn.Linear(5, 4000), nn.BatchNorm1d(4000), nn.Linear(4000, 1))
+    with pytest.raises(MemoryError, match="batch Jacobians"):  # (n, k, #params) per input
+        empirical_ntk(batchnorm.double(), X[:40])
+    emb = Indices().double()
+    emb.emb = nn.Embedding(100_000, 3).double()
+    with pytest.raises(MemoryError, match="per-sample Jacobian of 300000 parameters"):
+        empirical_ntk(emb, torch.zeros(100, 3, dtype=torch.int64))
