@@ -30,17 +30,22 @@ that watches every torch call touching a parameter.
   weight Jacobian :math:`\sum_p g_{iap} h_{ip}^\top` is formed instead when that is cheaper.
   Biases contribute :math:`(\sum_p g_{iap}) \cdot (\sum_q g_{jbq})`.
 * Every other parameter (normalisation scales, embeddings, parameters used in arbitrary
-  expressions) falls back to ``torch.func`` per-sample Jacobians (``vmap(jacrev)``), or to an
-  autograd loop if the model cannot be vmapped.
+  expressions) falls back to ``torch.func`` per-sample Jacobians (``vmap(jacrev)``), or, if the
+  model cannot be vmapped (data-dependent Python control flow, ``.item()``, random ops), to an
+  autograd loop, announced by a :class:`~sklearn_ntk.exceptions.PerformanceWarning`.
 * Models whose samples interact (``BatchNorm`` using batch statistics, or any other mixing,
-  found by a probe that changes one sample and watches the others) are detected; for them
-  the NTK of the *batch function* :math:`X \mapsto f(X)` is returned, computed from the exact
-  batch Jacobian, :math:`\Theta(X_1, X_2) = J(X_1) J(X_2)^\top`.
+  found by a probe that replaces one sample of a batch drawn from both inputs by a sample that
+  differs from it and watches the others) are detected; for them the NTK of the *batch
+  function* :math:`X \mapsto f(X)` is returned, computed from the exact batch Jacobian,
+  :math:`\Theta(X_1, X_2) = J(X_1) J(X_2)^\top`.
 
 The model is never modified: the computation runs on detached aliases of its parameters and
 copies of its buffers through :func:`torch.func.functional_call`, so parameters,
 ``requires_grad`` flags, ``.grad``, train/eval mode and buffers (e.g. running statistics) are
-exactly as before.
+exactly as before.  Every call of the model gets its own copy of the inputs (a model may
+modify its input in place), and the global random state is restored afterwards (dropout in
+train mode draws from it).  The memory the call needs (result, contraction temporaries,
+per-sample features) is checked against the available memory before it is allocated.
 """
 
 from __future__ import annotations
@@ -363,8 +368,13 @@ def _is_out_of_memory(exc):
     return isinstance(exc, (MemoryError, oom)) or "out of memory" in msg or "can't allocate" in msg
 
 
+_GUARD_FLOOR = 16 * 2**20  # smaller requests are not checked: reading the limits costs more
+
+
 def _guard(n_bytes, what, device, hint):
     """MemoryError naming both sizes if ``n_bytes`` do not fit on ``device`` (CPU or CUDA)."""
+    if n_bytes < _GUARD_FLOOR:
+        return
     if device.type == "cuda":
         free = torch.cuda.mem_get_info(device)[0]
         check_memory(n_bytes, f"{what} on {device}", available=free, hint=hint)
@@ -428,9 +438,8 @@ def _probe_interaction(engine, x1, x2=None, test=True):
     x_mod[0] = _other_row(x[0], [x1] if x2 is None else [x1, x2])
     params, buffers = engine._state(grad=False)
     outs = []
-    for inp in (x, x_mod) if test else (x,):
+    for inp in (x, x_mod) if test else (x,):  # each pass starts from the same random state
         with torch.random.fork_rng(devices=_rng_devices(engine.device)), torch.no_grad():
-            torch.manual_seed(0)
             outs.append(engine.forward(params, {k: b.clone() for k, b in buffers.items()}, inp))
     k = outs[0].shape[1]
     if not test:
@@ -917,8 +926,10 @@ def empirical_ntk(
     sample_interaction : {"auto", True, False}, default="auto"
         Whether outputs of one sample depend on other samples of the batch.  ``"auto"`` detects
         ``BatchNorm`` layers using batch statistics (train mode, or no running statistics) and
-        any other mixing by two probe forward passes (one sample of the first batch replaced,
-        same random state: the outputs of the other samples must not change).  For
+        any other mixing by two probe forward passes on the first rows of ``X1`` and ``X2``
+        (at least two rows; the second pass replaces the first row by a different one -- a
+        perturbed copy for floating inputs -- under the same random state: the outputs of the
+        other rows must not change).  For
         such models the NTK of the batch function :math:`X \mapsto f(X)` is returned,
         :math:`\Theta(X_1, X_2) = J(X_1)\,J(X_2)^\top` with :math:`X_1` and :math:`X_2` each
         evaluated as one batch (memory :math:`O(n k \cdot \#\theta)`).
@@ -929,6 +940,25 @@ def empirical_ntk(
         Shape ``(n1, n2)`` or ``(n1, n2, k, k)`` as selected by ``output``; a torch tensor on
         ``device`` when ``X1`` is a tensor, else a numpy array.
 
+    Raises
+    ------
+    MemoryError
+        Before allocating, when the result with its temporaries, the per-sample features or
+        the Jacobians do not fit in the available memory (the tightest of ``MemAvailable``,
+        the container's cgroup limit and ``RLIMIT_AS``; free memory on a CUDA device); the
+        message states both sizes.  Compute the kernel on blocks of rows instead.
+    TypeError
+        Integer inputs a floating-point model cannot take (integer inputs are passed unchanged,
+        for models that take indices), or integer / complex model outputs.
+    ValueError
+        Models on the ``meta`` device (shapes without values), inputs with NaN or infinity.
+
+    Warns
+    -----
+    PerformanceWarning
+        Once per call when ``torch.func.vmap`` cannot batch the model and the Jacobian of
+        the parameters outside dense and convolutional layers is computed one sample at a time.
+
     Notes
     -----
     Dense and convolutional parameters are recognised by watching the torch calls made during
@@ -938,6 +968,9 @@ def empirical_ntk(
     is differentiated with ``torch.func``.  The fast path assumes that the leading dimension of
     every layer input indexes the samples of the batch in order, which holds for models that
     do not mix samples.
+
+    The global random state is left as found; a model that draws random numbers (dropout in
+    train mode) draws them from that state, so two calls from the same state agree.
 
     Examples
     --------
@@ -1050,9 +1083,10 @@ class EmpiricalNTKKernel(Kernel):
             self.model, Xp, Yp, output=self.output, batch_size=self.batch_size,
             dtype=self.dtype, device=self.device,
         )
-        K = np.array(K, dtype=np.float64, copy=True)
-        if Y is None:  # exact symmetry regardless of summation order
-            K = 0.5 * (K + K.T)
+        K = np.asarray(K, dtype=np.float64)  # a fresh array of this call's (never shared)
+        if Y is None:  # exact symmetry regardless of summation order (one temporary copy)
+            K += K.T
+            K *= 0.5
         if eval_gradient:
             return K, np.empty((K.shape[0], K.shape[0], 0))
         return K

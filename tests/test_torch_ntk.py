@@ -567,13 +567,13 @@ def test_memory_guard_refuses_before_allocating(monkeypatch):
     with pytest.raises(MemoryError, match=r"empirical_ntk on 70000 x 70000 inputs needs "
                                           r"\d+\.\d+ GiB but only 16.00 GiB"):
         empirical_ntk(model, X)
-    monkeypatch.setattr(val, "available_memory_bytes", lambda: 2**20)
+    monkeypatch.setattr(val, "available_memory_bytes", lambda: 64 * 2**20)
     mlp = seeded(MLP)
-    X = torch.zeros(100, 5, dtype=DT)
+    X = torch.zeros(1000, 5, dtype=DT)
     with pytest.raises(MemoryError, match="3 x 3 output blocks"):  # k^2 entries per pair
         empirical_ntk(mlp, X, output="full")
-    empirical_ntk(mlp, X[:40], output="trace")  # small enough: no error
-    batchnorm = nn.Sequential(nn.Linear(5, 4000), nn.BatchNorm1d(4000), nn.Linear(4000, 1))
+    empirical_ntk(mlp, X[:200], output="trace")  # small enough: no error
+    batchnorm = nn.Sequential(nn.Linear(5, 40_000), nn.BatchNorm1d(40_000), nn.Linear(40_000, 1))
     with pytest.raises(MemoryError, match="batch Jacobians"):  # (n, k, #params) per input
         empirical_ntk(batchnorm.double(), X[:40])
     emb = Indices().double()
