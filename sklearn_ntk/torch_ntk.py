@@ -401,7 +401,7 @@ def _other_row(x0, inputs):
     the global random state is untouched).  Integer rows (indices): a different row of the
     inputs, else ``x0`` rolled, else ``x0`` with its lowest bit flipped.
     """
-    if x0.is_floating_point():
+    if x0.is_floating_point() or x0.is_complex():
         gen = torch.Generator().manual_seed(0)
         noise = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
         scale = float(x0.abs().mean()) or 1.0
@@ -768,10 +768,11 @@ class _Budget:
         )
 
     def result(self, block1, block2):
-        """Bytes of the result and of the two block-sized temporaries of a contraction."""
+        """Bytes of the result and of the two temporaries of one contraction block."""
         if self.diag_only:
             return 3 * self.n1 * self.entry
-        return (self.n1 * self.n2 + 2 * block1 * block2) * self.entry
+        rows = min(block1, _block_rows(block2, self.entry))
+        return (self.n1 * self.n2 + 2 * rows * block2) * self.entry
 
     def check(self, n_bytes, what=None, hint=_BLOCKS_HINT):
         device = self.engine.device
@@ -799,7 +800,8 @@ def _compute_interacting(engine, x1, x2, trace, diag_only, batch_size, budget):
     if diag_only:
         return _diag(fa, engine.k, trace)
     fb = fa if x2 is None else ([], engine.batch_jacobian(x2))
-    return _contract(fa, fb, engine.k, trace)
+    whole1, whole2 = slice(0, len(x1)), slice(0, budget.n2)
+    return _assemble(engine, [whole1], [fa], [whole2], [fb], trace, x2 is None)
 
 
 def _compute_independent(engine, x1, x2, trace, diag_only, batch_size, budget):
@@ -819,17 +821,44 @@ def _compute_independent(engine, x1, x2, trace, diag_only, batch_size, budget):
     if diag_only:
         return torch.cat([_diag(f, k, trace) for f in feats1])
     feats2 = feats1 if x2 is None else [engine.features(x2[s]) for s in chunks2]
-    if len(chunks1) == 1 and len(chunks2) == 1:
-        return _contract(feats1[0], feats2[0], k, trace)
+    return _assemble(engine, chunks1, feats1, chunks2, feats2, trace, x2 is None)
+
+
+_BLOCK_BYTES = 64 * 2**20  # size of one contraction block's result (temporaries: ~2 of them)
+
+
+def _block_rows(n2, entry):
+    """Rows per contraction block so that a block of ``n2`` columns stays near _BLOCK_BYTES."""
+    return max(1, _BLOCK_BYTES // max(1, n2 * entry))
+
+
+def _rows(f, s):
+    """Features of the rows ``s`` of a feature set."""
+    grams, J = f
+    return [(H[s], G[s]) for H, G in grams], (None if J is None else J[s])
+
+
+def _assemble(engine, chunks1, feats1, chunks2, feats2, trace, symmetric):
+    """The kernel from per-chunk features, filled block by block into one preallocated result.
+
+    Blocks of rows bound the contraction's temporaries, so the peak memory is the result plus
+    two blocks; with ``symmetric`` the blocks below the diagonal are mirrored.
+    """
+    k = engine.k
+    n1, n2 = chunks1[-1].stop, chunks2[-1].stop
     shape = (n1, n2) if trace else (n1, n2, k, k)
     res = torch.empty(shape, dtype=engine.dtype, device=engine.device)
+    step = _block_rows(n2, engine.itemsize * (1 if trace else k * k))
     for a, (sa, fa) in enumerate(zip(chunks1, feats1, strict=True)):
         for b, (sb, fb) in enumerate(zip(chunks2, feats2, strict=True)):
-            if x2 is None and b < a:  # mirror the block computed already
+            if symmetric and b < a:  # mirror the block computed already
                 block = res[sb, sa]
                 res[sa, sb] = block.T if trace else block.permute(1, 0, 3, 2)
-            else:
-                res[sa, sb] = _contract(fa, fb, k, trace)
+                continue
+            for r in range(0, sa.stop - sa.start, step):
+                part = slice(r, min(r + step, sa.stop - sa.start))
+                rows = slice(sa.start + part.start, sa.start + part.stop)
+                res[rows, sb] = _contract(_rows(fa, part), fb, k, trace)
     return res
 
 
@@ -870,7 +899,7 @@ def _compute(model, X1, X2, output, batch_size, dtype, device, params, diag_only
             res = compute(engine, x1, x2, trace, diag_only, batch_size, budget)
     k = engine.k
     if output == "mean":
-        res = res / k
+        res = res.div_(k)  # a fresh tensor of this call: no second copy of the result
     elif output == "auto" and k == 1:
         res = res.reshape(res.shape[:1]) if diag_only else res.reshape(res.shape[:2])
     return res, isinstance(X1, torch.Tensor)

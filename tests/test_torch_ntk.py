@@ -580,3 +580,26 @@ def test_memory_guard_refuses_before_allocating(monkeypatch):
     emb.emb = nn.Embedding(100_000, 3).double()
     with pytest.raises(MemoryError, match="per-sample Jacobian of 300000 parameters"):
         empirical_ntk(emb, torch.zeros(100, 3, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("output", ["full", "trace"])
+def test_kernel_assembled_in_row_blocks_is_exact(monkeypatch, output):
+    """Tiny contraction blocks (one row each) give the same kernel as one block."""
+    from sklearn_ntk import torch_ntk
+
+    model = seeded(MLP)
+    X1 = torch.randn(7, 5, dtype=DT, generator=torch.Generator().manual_seed(20))
+    X2 = torch.randn(4, 5, dtype=DT, generator=torch.Generator().manual_seed(21))
+    whole = empirical_ntk(model, X1, X2, output=output)
+    sym = empirical_ntk(model, X1, output=output, batch_size=3)
+    mix = empirical_ntk(seeded(Mixing), X1, X2, output=output)
+    monkeypatch.setattr(torch_ntk, "_BLOCK_BYTES", 1)
+    assert torch.max(torch.abs(empirical_ntk(model, X1, X2, output=output) - whole)) <= 1e-12
+    blocks = empirical_ntk(model, X1, output=output, batch_size=3)
+    assert torch.max(torch.abs(blocks - sym)) <= 1e-12
+    assert torch.equal(blocks, blocks.transpose(0, 1) if output == "trace"
+                       else blocks.permute(1, 0, 3, 2))
+    assert torch.max(torch.abs(empirical_ntk(seeded(Mixing), X1, X2, output=output) - mix)) <= 1e-12
+    ref = reference_ntk(model, X1, X2)
+    ref = ref if output == "full" else torch.einsum("ijaa->ij", ref)
+    assert torch.max(torch.abs(whole - ref)) <= 1e-10
