@@ -53,9 +53,9 @@ _UNLIMITED = 2**60  # cgroup v1 writes "no limit" as a number close to 2**63
 
 def _read_text(path):
     try:
-        with open(path) as fh:
-            return fh.read()
-    except (OSError, UnicodeDecodeError):
+        with open(path, "rb", buffering=0) as fh:  # unbuffered binary: the cheapest read
+            return fh.read().decode("ascii", "replace")
+    except OSError:
         return None
 
 
@@ -103,6 +103,8 @@ def _cgroup_mounts():
         return list(_DEFAULT_CGROUP_MOUNTS)
     mounts = []
     for line in text.splitlines():
+        if " - cgroup" not in line:  # cheap filter: most mounts are not cgroups
+            continue
         pre, sep, post = line.partition(" - ")
         pre, post = pre.split(), post.split()
         if not sep or len(pre) < 5 or len(post) < 3:
@@ -114,11 +116,24 @@ def _cgroup_mounts():
     return mounts
 
 
+_LAYOUT = {}  # (cgroup file, mountinfo file) -> directories: where to look, never a limit
+
+
 def _cgroup_dirs():
     """Memory-cgroup directories of this process with their version, innermost first.
 
-    Every ancestor is included: a limit set on any enclosing cgroup applies as well.
+    Every ancestor is included: a limit set on any enclosing cgroup applies as well.  Where
+    they are (the mount table and this process's cgroup) is found once per process, since
+    reading ``/proc/self/mountinfo`` costs more than a small kernel; the limits and the usage
+    in them are read afresh on every check.
     """
+    key = (_SELF_CGROUP, _SELF_MOUNTINFO)
+    if key not in _LAYOUT:
+        _LAYOUT[key] = _find_cgroup_dirs()
+    return _LAYOUT[key]
+
+
+def _find_cgroup_dirs():
     text = _read_text(_SELF_CGROUP)
     if text is None:
         return []
