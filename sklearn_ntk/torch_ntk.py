@@ -31,7 +31,7 @@ that watches every torch call touching a parameter.
   Biases contribute :math:`(\sum_p g_{iap}) \cdot (\sum_q g_{jbq})`.
 * Every other parameter (normalisation scales, embeddings, parameters used in arbitrary
   expressions) falls back to ``torch.func`` per-sample Jacobians (``vmap(jacrev)``), or, if the
-  model cannot be vmapped (data-dependent Python control flow, ``.item()``, random ops), to an
+  model cannot be vmapped (data-dependent Python control flow, ``.item()``), to an
   autograd loop, announced by a :class:`~sklearn_ntk.exceptions.PerformanceWarning`.
 * Models whose samples interact (``BatchNorm`` using batch statistics, or any other mixing,
   found by a probe that replaces one sample of a batch drawn from both inputs by a sample that
@@ -631,7 +631,8 @@ class _Engine:
         reason = None
         if self.vmap_error is None:
             try:
-                jac = vmap(jacrev(f_single), in_dims=(None, 0))(sub, x)
+                # "different": random ops (dropout) draw per sample, as the loop would
+                jac = vmap(jacrev(f_single), in_dims=(None, 0), randomness="different")(sub, x)
                 return torch.cat([jac[k].reshape(n, self.k, -1) for k in names], dim=2)
             except (RuntimeError, NotImplementedError) as exc:
                 if _is_out_of_memory(exc):

@@ -1,6 +1,7 @@
 """Exactness, state preservation and API of sklearn_ntk.empirical_ntk / EmpiricalNTKKernel."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -478,10 +479,10 @@ def test_global_random_state_is_not_advanced():
     model = model.double().train()
     X = torch.randn(6, 3, dtype=DT)
     state = torch.random.get_rng_state()
-    with pytest.warns(UserWarning):  # dropout cannot be vmapped: the loop is announced
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # dropout is vmapped (per-sample randomness): no loop
         first = empirical_ntk(model, X)
-    assert torch.equal(state, torch.random.get_rng_state())
-    with pytest.warns(UserWarning):
+        assert torch.equal(state, torch.random.get_rng_state())
         again = empirical_ntk(model, X)
     assert torch.equal(first, again)  # same caller state, same dropout masks
 
