@@ -603,3 +603,15 @@ def test_kernel_assembled_in_row_blocks_is_exact(monkeypatch, output):
     ref = reference_ntk(model, X1, X2)
     ref = ref if output == "full" else torch.einsum("ijaa->ij", ref)
     assert torch.max(torch.abs(whole - ref)) <= 1e-10
+
+
+def test_memory_guard_uses_free_device_memory_on_cuda(monkeypatch):
+    """On a CUDA device the guard compares with the device's free memory (mocked here)."""
+    from sklearn_ntk import torch_ntk
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2**30, 80 * 2**30))
+    cuda = torch.device("cuda", 0)
+    torch_ntk._guard(2**30, "a block", cuda, "use a smaller block.")  # fits exactly
+    with pytest.raises(MemoryError, match=r"a block on cuda:0 needs 2.00 GiB but only 1.00 GiB"
+                                          r" is available; use a smaller block"):
+        torch_ntk._guard(2 * 2**30, "a block", cuda, "use a smaller block.")
