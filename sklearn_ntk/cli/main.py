@@ -87,10 +87,13 @@ def _run(args, dataset, model_specs, times):
     start = time.perf_counter()
     # The matrices here are small (n <= --max-samples): multi-threaded BLAS gains little on them,
     # and on a busy machine oversubscribed BLAS threads make a 300 x 300 eigh 100x slower.
-    with threadpool_limits(limits=args.threads, user_api="blas"):
-        results, interrupted = running.run_comparison(
-            dataset, model_specs, args.cv, args.seed, times, progress=interactive, log=log
-        )
+    try:
+        with threadpool_limits(limits=args.threads, user_api="blas"):
+            results, interrupted = running.run_comparison(
+                dataset, model_specs, args.cv, args.seed, times, progress=interactive, log=log
+            )
+    except KeyboardInterrupt:  # before the first model started
+        results, interrupted = [], True
     return results, interrupted, time.perf_counter() - start
 
 
@@ -118,9 +121,13 @@ def _cmd_compare(args):
         model_specs, skipped = models.build_models(dataset, sizing)
     except ImportError as exc:
         raise CLIError(f"cannot build the models: {exc}") from None
+    encoded = sizing.n_features
+    features = f"{dataset.n_features} features" + (
+        f" ({encoded} after one-hot encoding)" if encoded != dataset.n_features else ""
+    )
     say(
-        f"{PROG} compare: {dataset.name} ({dataset.n_samples} samples, {dataset.n_features} "
-        f"features, {dataset.task}), {args.cv}-fold CV{' [quick]' if args.quick else ''}"
+        f"{PROG} compare: {dataset.name} ({dataset.n_samples} samples, {features}, "
+        f"{dataset.task}), {args.cv}-fold CV{' [quick]' if args.quick else ''}"
     )
     for note in dataset.notes + skipped:
         say(f"  note: {note}")

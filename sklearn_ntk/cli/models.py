@@ -56,23 +56,24 @@ class Sizing:
 
 
 def grids(quick):
-    """The NTK/NNGP grid: depth, activation, training time ``t`` and ridge ``alpha``.
+    """The NTK/NNGP grid: depth, activation, and two ways to regularise.
 
-    ``alpha`` is tuned like kernel ridge's (``t`` and ``alpha`` both regularise); it starts above
-    zero so that ``t = inf`` never meets a numerically singular kernel (duplicate rows).
+    Finite training times ``t`` (early stopping) with the smallest ``alpha``, and ``t = inf``
+    (kernel ridge with the NTK) over an ``alpha`` grid like kernel ridge's own. ``alpha`` starts
+    above zero so that ``t = inf`` never meets a numerically singular kernel (duplicate rows).
     """
     if quick:
         return {
             "depth": [1, 2],
             "activation": ["relu"],
-            "t": [10.0, 1000.0, INF],
-            "alpha": [1e-4, 1e-1],
+            "t": [10.0, 1000.0],
+            "alpha": [1e-4, 1e-2, 1.0],
         }
     return {
         "depth": [1, 2, 3],
         "activation": ["relu", "erf"],
-        "t": [1.0, 10.0, 100.0, 1000.0, 10000.0, INF],
-        "alpha": [1e-4, 1e-2, 1.0],
+        "t": [1.0, 10.0, 100.0, 1000.0, 10000.0],
+        "alpha": [1e-4, 1e-3, 1e-2, 1e-1, 1.0],
     }
 
 
@@ -101,12 +102,11 @@ def _ntk(kind):
 
 def _ntk_grid(s):
     g = grids(s.quick)
-    return {
-        "kernel__depth": g["depth"],
-        "kernel__activation": g["activation"],
-        "t": g["t"],
-        "alpha": g["alpha"],
-    }
+    shared = {"kernel__depth": g["depth"], "kernel__activation": g["activation"]}
+    return [
+        {**shared, "t": g["t"], "alpha": g["alpha"][:1]},
+        {**shared, "t": [INF], "alpha": g["alpha"]},
+    ]
 
 
 def _gp(s):
@@ -231,9 +231,10 @@ def _search(wrapped, grid, sizing):
     from sklearn.model_selection import GridSearchCV
 
     prefix = "regressor__model__" if sizing.regression else "model__"
+    grid = [grid] if isinstance(grid, dict) else grid
     return GridSearchCV(
         wrapped,
-        {prefix + k: v for k, v in grid.items()},
+        [{prefix + k: v for k, v in part.items()} for part in grid],
         cv=sizing.inner_cv,
         n_jobs=sizing.n_jobs,
         error_score="raise",
