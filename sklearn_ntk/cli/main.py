@@ -87,13 +87,10 @@ def _run(args, dataset, model_specs, times):
     start = time.perf_counter()
     # The matrices here are small (n <= --max-samples): multi-threaded BLAS gains little on them,
     # and on a busy machine oversubscribed BLAS threads make a 300 x 300 eigh 100x slower.
-    try:
-        with threadpool_limits(limits=args.threads, user_api="blas"):
-            results, interrupted = running.run_comparison(
-                dataset, model_specs, args.cv, args.seed, times, progress=interactive, log=log
-            )
-    except KeyboardInterrupt:  # before the first model started
-        results, interrupted = [], True
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        results, interrupted = running.run_comparison(
+            dataset, model_specs, args.cv, args.seed, times, progress=interactive, log=log
+        )
     return results, interrupted, time.perf_counter() - start
 
 
@@ -125,14 +122,18 @@ def _cmd_compare(args):
     features = f"{dataset.n_features} features" + (
         f" ({encoded} after one-hot encoding)" if encoded != dataset.n_features else ""
     )
-    say(
-        f"{PROG} compare: {dataset.name} ({dataset.n_samples} samples, {features}, "
-        f"{dataset.task}), {args.cv}-fold CV{' [quick]' if args.quick else ''}"
-    )
-    for note in dataset.notes + skipped:
-        say(f"  note: {note}")
     times = models.curve_times(args.quick)
-    results, interrupted, elapsed = _run(args, dataset, model_specs, times)
+    start = time.perf_counter()
+    try:
+        say(
+            f"{PROG} compare: {dataset.name} ({dataset.n_samples} samples, {features}, "
+            f"{dataset.task}), {args.cv}-fold CV{' [quick]' if args.quick else ''}"
+        )
+        for note in dataset.notes + skipped:
+            say(f"  note: {note}")
+        results, interrupted, elapsed = _run(args, dataset, model_specs, times)
+    except KeyboardInterrupt:  # before the first model started
+        results, interrupted, elapsed = [], True, time.perf_counter() - start
     settings = {
         "cv": args.cv,
         "quick": bool(args.quick),
