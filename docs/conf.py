@@ -65,9 +65,42 @@ sphinx_gallery_conf = {
     "backreferences_dir": "gen_modules/backreferences",
 }
 
+# -- math: MathJax bundled into the built pages, so formulas render offline ------------------------
+# MathJax 3 comes from PyPI (the `django-static-mathjax` package of the `docs` extra, which installs
+# the MathJax distribution as the `mathjax` package's static files); the pieces a page needs are
+# copied into _static/mathjax at build time.
+MATHJAX_PIECES = ("tex-chtml-full.js", "output/chtml/fonts/woff-v2", "ui", "a11y")
+
+
+def _mathjax_static():
+    try:
+        import mathjax
+    except ImportError:
+        raise RuntimeError(
+            "the docs bundle MathJax from the `django-static-mathjax` package: "
+            'pip install -e ".[docs]"'
+        ) from None
+    import shutil
+
+    source = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    target = ROOT / "docs" / "_build" / "mathjax_static"
+    bundle = target / "mathjax"
+    if not (bundle / MATHJAX_PIECES[0]).exists():
+        for piece in MATHJAX_PIECES:
+            src, dst = source / piece, bundle / piece
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dst, dirs_exist_ok=True)
+            else:
+                shutil.copy2(src, dst)
+    return str(target)
+
+
+mathjax_path = "mathjax/tex-chtml-full.js"
+
 # -- HTML ----------------------------------------------------------------------------------------
 html_theme = "alabaster"
-html_static_path = ["_static"]
+html_static_path = ["_static", _mathjax_static()]
 html_title = f"sklearn-ntk {release}"
 html_theme_options = {
     "description": "The Neural Tangent Kernel as a first-class scikit-learn citizen",
