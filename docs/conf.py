@@ -63,6 +63,11 @@ sphinx_gallery_conf = {
     "write_computation_times": False,
     "doc_module": ("sklearn_ntk",),
     "backreferences_dir": "gen_modules/backreferences",
+    # pages show printed results, never the repr of a returned object (a Colorbar, an Axes, ...)
+    "capture_repr": (),
+    # the build-and-test plumbing (QUICK, OUT) is hidden from the pages; a downloaded notebook
+    # runs at full size
+    "first_notebook_cell": "QUICK = False  # the documentation runs the examples at small sizes",
 }
 
 # -- math: MathJax bundled into the built pages, so formulas render offline ------------------------
