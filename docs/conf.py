@@ -110,7 +110,9 @@ html_title = f"sklearn-ntk {release}"
 html_theme_options = {
     "description": "The Neural Tangent Kernel as a first-class scikit-learn citizen",
     "fixed_sidebar": True,
-    "page_width": "1100px",
+    "page_width": "1180px",
+    "body_max_width": "none",
     "sidebar_width": "240px",
 }
+html_css_files = ["custom.css"]
 html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}

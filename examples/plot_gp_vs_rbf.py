@@ -99,7 +99,8 @@ post = GaussianProcessRegressor(
 m1, c1 = ens.predict(X_plot, return_cov=True)
 m2, c2 = post.predict(X_plot, return_cov=True)
 print(f"kind='nngp', t=inf vs GaussianProcessRegressor(NNGP kernel): "
-      f"max |mean diff| = {np.abs(m1 - m2).max():.1e}, max |cov diff| = {np.abs(c1 - c2).max():.1e}")
+      f"max |mean diff| = {np.abs(m1 - m2).max():.1e}, "
+      f"max |cov diff| = {np.abs(c1 - c2).max():.1e}")
 
 # sphinx_gallery_start_ignore
 fig.savefig(OUT / "plot_gp_vs_rbf.png", dpi=100)

@@ -83,7 +83,9 @@ best = ntk_search.best_params_
 print(f"NTK: best depth {best['regressor__ntk__kernel__depth']}, t {best['regressor__ntk__t']:g}, "
       f"CV R^2 {ntk_search.best_score_:.3f}, test R^2 {ntk_search.score(X_test, y_test):.3f}, "
       f"search {ntk_time:.1f} s")
-print(f"KRR: {krr_search.best_params_}, CV R^2 {krr_search.best_score_:.3f}, "
+krr_best = krr_search.best_params_
+print(f"KRR: best alpha {krr_best['regressor__krr__alpha']:g}, "
+      f"gamma {krr_best['regressor__krr__gamma']:g}, CV R^2 {krr_search.best_score_:.3f}, "
       f"test R^2 {krr_search.score(X_test, y_test):.3f}, search {krr_time:.1f} s")
 
 # %%
@@ -95,8 +97,9 @@ fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), constrained_layout=True,
                          gridspec_kw={"width_ratios": [1.6, 1]})
 ax = axes[0]
 im = ax.imshow(np.clip(scores, -0.2, None), aspect="auto", cmap="viridis", origin="lower")
-ax.set_xticks(range(len(times)), [f"$10^{{{np.log10(t):.1f}}}$".replace(".0}", "}") if np.isfinite(t)
-               else "∞" for t in times])
+tick_labels = [f"$10^{{{np.log10(t):.1f}}}$".replace(".0}", "}") if np.isfinite(t) else "∞"
+               for t in times]
+ax.set_xticks(range(len(times)), tick_labels)
 ax.set_yticks(range(len(depths)), depths)
 ax.set_xlabel("training time t (steps, learning rate 1)")
 ax.set_ylabel("depth (hidden layers)")
