@@ -236,6 +236,10 @@ def test_compare_regression_csv_end_to_end(data_dir, tmp_path):
         "n_features": 3,
         "notes": payload["dataset"]["notes"],
     }
+    # t is tuned with alpha: early stopping at the smallest alpha, or t = inf over an alpha grid
+    finite_t, inf_t = payload["settings"]["ntk_grid"]
+    assert inf_t["t"] == ["inf"] and len(inf_t["alpha"]) > 1 and min(inf_t["alpha"]) > 0
+    assert len(finite_t["alpha"]) == 1 and "inf" not in finite_t["t"]
     curve = payload["t_curve"]["NTK"]
     assert curve["t"][-1] == "inf" and len(curve["t"]) == len(curve["test_mean"])
     # training error can only go down with t under gradient flow: train R^2 is non-decreasing
@@ -471,3 +475,17 @@ def test_ctrl_c_exits_130_without_traceback(tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted; wrote the finished models (none)" in err
     assert (out / "results.csv").exists() and (out / "results.json").exists()
+
+
+def test_unexpected_error_is_one_line(monkeypatch, capsys):
+    def boom(args):
+        raise RuntimeError("something broke\nsecond line")
+
+    monkeypatch.setattr(cli_data, "load_dataset", boom)
+    monkeypatch.delenv("SKLEARN_NTK_TRACEBACK", raising=False)
+    assert cli.main(["compare"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected RuntimeError: something broke" in err
+    monkeypatch.setenv("SKLEARN_NTK_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="something broke"):
+        cli.main(["compare"])

@@ -104,7 +104,7 @@ def _read_csv(path):
     except ImportError:  # pragma: no cover - pandas is in the cli extra
         raise CLIError("reading a CSV file needs pandas: pip install 'sklearn-ntk[cli]'") from None
     try:
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, low_memory=False)  # no DtypeWarning on mixed columns
     except pd.errors.EmptyDataError:
         raise CLIError(f"{str(path)!r} is empty") from None
     except pd.errors.ParserError as exc:

@@ -138,7 +138,7 @@ def _cmd_compare(args):
         "cv": args.cv,
         "quick": bool(args.quick),
         "seed": args.seed,
-        "grid": models.grids(args.quick),
+        "ntk_grid": models.ntk_grid(sizing),
         "elapsed_s": elapsed,
         "interrupted": interrupted,
         "skipped": skipped,
@@ -269,8 +269,9 @@ def main(argv=None):
     -------
     status : int
         0 on success, 1 when some model failed during the comparison, 2 for bad input or usage
-        (reported as one line on standard error), 130 when interrupted (the models finished so
-        far are written).
+        (reported as one line on standard error; an unexpected internal error too, with
+        ``SKLEARN_NTK_TRACEBACK=1`` showing its traceback), 130 when interrupted (the models
+        finished so far are written).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -298,3 +299,13 @@ def main(argv=None):
         return 130
     except BrokenPipeError:  # standard output closed before anything could be written
         return 0
+    except Exception as exc:  # noqa: BLE001 - a bug, still reported as one line
+        if os.environ.get("SKLEARN_NTK_TRACEBACK"):
+            raise
+        lines = str(exc).strip().splitlines()
+        print(
+            f"{PROG}: error: unexpected {type(exc).__name__}: {lines[0] if lines else ''} "
+            "(a bug: please report it; SKLEARN_NTK_TRACEBACK=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 2

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from ._common import INF
 
-__all__ = ["ModelSpec", "MODEL_TABLE", "Sizing", "build_models", "grids", "curve_times"]
+__all__ = [
+    "ModelSpec", "MODEL_TABLE", "Sizing", "build_models", "grids", "ntk_grid", "curve_times"
+]
 
 #: Inner cross-validation folds of the grid searches (fewer when the data are too small).
 INNER_CV = 3
@@ -100,7 +102,8 @@ def _ntk(kind):
     return make
 
 
-def _ntk_grid(s):
+def ntk_grid(s):
+    """The NTK/NNGP grid search's parameter grid (a list of two grids, see :func:`grids`)."""
     g = grids(s.quick)
     shared = {"kernel__depth": g["depth"], "kernel__activation": g["activation"]}
     return [
@@ -178,8 +181,8 @@ class _Row:
 
 #: The comparison, in display order.
 MODEL_TABLE = (
-    _Row("NTK", "ntk", _ntk("ntk"), _ntk_grid, trace_t=True),
-    _Row("NNGP", "ntk", _ntk("nngp"), _ntk_grid, trace_t=True),
+    _Row("NTK", "ntk", _ntk("ntk"), ntk_grid, trace_t=True),
+    _Row("NNGP", "ntk", _ntk("nngp"), ntk_grid, trace_t=True),
     _Row("GP (RBF)", "baseline", _gp),
     _Row("Kernel ridge (RBF)", "baseline", _kernel_ridge, _kernel_ridge_grid),
     _Row("SVM (RBF)", "baseline", _svm, _svm_grid),
