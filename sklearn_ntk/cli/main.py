@@ -167,27 +167,7 @@ def _cmd_compare(args):
     return 0
 
 
-def build_parser():
-    """The argument parser of the ``sklearn-ntk`` command."""
-    from sklearn_ntk import __version__
-
-    parser = _Parser(
-        prog=PROG,
-        description="The Neural Tangent Kernel as a scikit-learn citizen: command-line tools.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    p = sub.add_parser(
-        "compare",
-        help="cross-validated comparison of NTK estimators against standard models",
-        description=(
-            "Cross-validate the NTK and NNGP estimators (grid-searched over depth, activation, "
-            "training time t and alpha, inside a Pipeline with StandardScaler) against Gaussian "
-            "process, kernel ridge and SVM with RBF kernels, a random forest and an MLP. "
-            "Prints a table and writes results.csv, results.json and comparison.png to --out."
-        ),
-    )
-    src = p.add_argument_group("data (default: --dataset diabetes)")
+def _add_data_options(src):
     src.add_argument(
         "--dataset",
         choices=sorted(data.BUNDLED_DATASETS),
@@ -207,12 +187,15 @@ def build_parser():
         help="missing values: refuse (none, default), drop the rows, or fill "
         "feature columns with the mean/median of each training fold",
     )
+
+
+def _add_run_options(p):
     p.add_argument(
         "--task",
         choices=["auto", "regression", "classification"],
         default="auto",
         help="default auto: classification for a non-numeric target or one with at "
-        f"most {data.AUTO_MAX_CLASSES} distinct integer values",
+        f"most {data.AUTO_MAX_CLASSES} distinct integer values; an explicit task is obeyed",
     )
     p.add_argument("--cv", type=int, default=5, metavar="K", help="number of CV folds (5)")
     p.add_argument(
@@ -253,6 +236,31 @@ def build_parser():
         "slow a busy machine down)",
     )
     p.add_argument("--no-figure", action="store_true", help="do not write comparison.png")
+
+
+def build_parser():
+    """The argument parser of the ``sklearn-ntk`` command."""
+    from sklearn_ntk import __version__
+
+    parser = _Parser(
+        prog=PROG,
+        description="The Neural Tangent Kernel as a scikit-learn citizen: command-line tools.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser(
+        "compare",
+        help="cross-validated comparison of NTK estimators against standard models",
+        description=(
+            "Cross-validate the NTK and NNGP estimators (grid-searched over depth, activation, "
+            "training time t and alpha, inside a Pipeline that imputes, one-hot encodes and "
+            "scales within each training fold) against Gaussian "
+            "process, kernel ridge and SVM with RBF kernels, a random forest and an MLP. "
+            "Prints a table and writes results.csv, results.json and comparison.png to --out."
+        ),
+    )
+    _add_data_options(p.add_argument_group("data (default: --dataset diabetes)"))
+    _add_run_options(p)
     p.set_defaults(func=_cmd_compare)
     return parser
 

@@ -135,6 +135,55 @@ def write_json(results, dataset, settings, times, path):
         fh.write("\n")
 
 
+def _plot_scores(ax, results, dataset):
+    """Score per model, mean ± std over the folds (NTK rows in red)."""
+    ok = sorted((r for r in results if not r["error"]), key=lambda r: r["score_mean"])
+    ypos = np.arange(len(ok))
+    colors = ["tab:red" if r["family"] == "ntk" else "tab:gray" for r in ok]
+    means = [r["score_mean"] for r in ok]
+    ax.barh(ypos, means, xerr=[r["score_std"] for r in ok], color=colors, alpha=0.8, capsize=3)
+    ax.set_yticks(ypos, [f"{r['model']}  ({r['fit_time_mean']:.2f} s)" for r in ok])
+    ax.set_xlabel(
+        f"{results[0]['score_name']} ({len(results[0]['scores']) or '?'}-fold CV, mean ± std)"
+    )
+    ax.set_title(f"{dataset.name}: {dataset.n_samples} samples, {dataset.n_features} features")
+    if ok:
+        lo = min(r["score_mean"] - r["score_std"] for r in ok)
+        ax.set_xlim(max(lo - 0.05, -0.5) if lo < 0 else 0.0, None)
+
+
+def _plot_curves(ax, curves, times, score_name):
+    """Train (dotted) and test (solid, ± std band) score against ``t``; ``t = inf`` at the right."""
+    finite = np.asarray([t for t in times if np.isfinite(t)])
+    n_finite = len(finite)
+    has_inf = n_finite < len(times)
+    t_inf = finite.max() * 10.0 if has_inf else None
+    xs = np.asarray([t if np.isfinite(t) else t_inf for t in times])[:n_finite]
+    for (name, c), color in zip(curves.items(), ["tab:red", "tab:blue"], strict=False):
+        for part, style in (("test", "-"), ("train", ":")):
+            mean, std = np.asarray(c[f"{part}_mean"]), np.asarray(c[f"{part}_std"])
+            ax.plot(xs, mean[:n_finite], style, color=color, label=f"{name} ({part})")
+            if part == "test":
+                band = (mean - std)[:n_finite], (mean + std)[:n_finite]
+                ax.fill_between(xs, *band, color=color, alpha=0.15)
+            if has_inf:
+                ax.plot([t_inf], [mean[-1]], "o" if part == "test" else "x", color=color)
+    ax.set_xscale("log")
+    if has_inf:
+        ax.axvline(finite.max() * 10**0.5, color="k", lw=0.5, ls="--")
+        ticks = [v for v in ax.get_xticks() if finite.min() <= v <= finite.max()]
+        labels = [f"$10^{{{int(round(np.log10(v)))}}}$" for v in ticks] + [r"$\infty$"]
+        ax.set_xticks(ticks + [t_inf], labels)
+    ax.set_xlabel("training time t (gradient-descent steps, learning rate 1)")
+    ax.set_ylabel(score_name)
+    ax.set_title("NTK/NNGP score against training time t")
+    if curves:
+        lows = [np.min(np.asarray(c["test_mean"]) - np.asarray(c["test_std"])) for c in curves.values()]
+        ax.set_ylim(max(min(lows), -0.5), 1.02)
+        ax.legend(fontsize=8, loc="lower left")
+    ax.grid(True, alpha=0.3)
+
+
 def plot_results(results, dataset, times, path):
     """Two panels: score per model (mean ± std over folds); NTK/NNGP score against ``t``."""
     import matplotlib
@@ -142,65 +191,8 @@ def plot_results(results, dataset, times, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in results if not r["error"]]
-    ok.sort(key=lambda r: r["score_mean"])
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(13, 4.8), constrained_layout=True)
-    ypos = np.arange(len(ok))
-    colors = ["tab:red" if r["family"] == "ntk" else "tab:gray" for r in ok]
-    ax0.barh(
-        ypos,
-        [r["score_mean"] for r in ok],
-        xerr=[r["score_std"] for r in ok],
-        color=colors,
-        alpha=0.8,
-        capsize=3,
-    )
-    ax0.set_yticks(ypos, [f"{r['model']}  ({r['fit_time_mean']:.2f} s)" for r in ok])
-    score_name = results[0]["score_name"]
-    ax0.set_xlabel(f"{score_name} ({len(results[0]['scores']) or '?'}-fold CV, mean ± std)")
-    ax0.set_title(f"{dataset.name}: {dataset.n_samples} samples, {dataset.n_features} features")
-    if ok:
-        lo = min(r["score_mean"] - r["score_std"] for r in ok)
-        ax0.set_xlim(max(lo - 0.05, -0.5) if lo < 0 else 0.0, None)
-
-    curves = _curve_summary(results, times)
-    finite = np.asarray([t for t in times if np.isfinite(t)])
-    has_inf = len(finite) < len(times)
-    t_inf = finite.max() * 10**1.0 if has_inf else None
-    xs = np.asarray([t if np.isfinite(t) else t_inf for t in times])
-    for (name, c), color in zip(curves.items(), ["tab:red", "tab:blue"], strict=False):
-        for part, style in (("test", "-"), ("train", ":")):
-            mean = np.asarray(c[f"{part}_mean"])
-            std = np.asarray(c[f"{part}_std"])
-            ax1.plot(
-                xs[: len(finite)], mean[: len(finite)], style, color=color, label=f"{name} ({part})"
-            )
-            if part == "test":
-                ax1.fill_between(
-                    xs[: len(finite)],
-                    (mean - std)[: len(finite)],
-                    (mean + std)[: len(finite)],
-                    color=color,
-                    alpha=0.15,
-                )
-            if has_inf:
-                ax1.plot([t_inf], [mean[-1]], "o" if part == "test" else "x", color=color)
-    ax1.set_xscale("log")
-    if has_inf:
-        ax1.axvline(finite.max() * 10**0.5, color="k", lw=0.5, ls="--")
-        ticks = [v for v in ax1.get_xticks() if finite.min() <= v <= finite.max()]
-        ax1.set_xticks(
-            ticks + [t_inf], [f"$10^{{{int(round(np.log10(v)))}}}$" for v in ticks] + [r"$\infty$"]
-        )
-    ax1.set_xlabel("training time t (gradient-descent steps, learning rate 1)")
-    ax1.set_ylabel(score_name)
-    ax1.set_title("NTK/NNGP score against training time t")
-    if curves:
-        lo = min(
-            min(np.asarray(c["test_mean"]) - np.asarray(c["test_std"])) for c in curves.values()
-        )
-        ax1.set_ylim(max(lo, -0.5), 1.02)
-        ax1.legend(fontsize=8, loc="lower left")
-    ax1.grid(True, alpha=0.3)
+    _plot_scores(ax0, results, dataset)
+    _plot_curves(ax1, _curve_summary(results, times), times, results[0]["score_name"])
     fig.savefig(path, dpi=110)
     plt.close(fig)
