@@ -91,11 +91,9 @@ print(f"learned GP kernel: {gpr.kernel_}")
 # ----------------------------------------------------
 
 noise = 0.01
-ens = NTKGaussianProcess(kernel=kernel, kind="nngp", t=np.inf, alpha=noise).fit(X, y)
-post = GaussianProcessRegressor(
-    kernel=NTKKernel(depth=2, activation="relu", weight_std=1.5, bias_std=0.2, kind="nngp"),
-    alpha=noise, optimizer=None,
-).fit(X, y)
+nngp = NTKKernel(depth=2, activation="relu", weight_std=1.5, bias_std=0.2, kind="nngp")
+ens = NTKGaussianProcess(kernel=nngp, t=np.inf, alpha=noise).fit(X, y)  # follows the kernel
+post = GaussianProcessRegressor(kernel=nngp, alpha=noise, optimizer=None).fit(X, y)
 m1, c1 = ens.predict(X_plot, return_cov=True)
 m2, c2 = post.predict(X_plot, return_cov=True)
 print(f"kind='nngp', t=inf vs GaussianProcessRegressor(NNGP kernel): "
