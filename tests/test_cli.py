@@ -278,9 +278,11 @@ def test_compare_classification_csv_end_to_end(data_dir, tmp_path):
     assert rows["NTK"]["score_name"] == "accuracy"
     assert "log-loss (mean ± std)" in proc.stdout
     # log-loss from predict_proba beside accuracy; "-"/empty for a model without probabilities
-    for name in ("GP (RBF)", "Random forest", "MLP"):
+    for name in ("NTK", "NNGP", "GP (RBF)", "Random forest", "MLP"):
         losses = [float(v) for v in rows[name]["log_losses"].split()]
-        assert len(losses) == 3 and 0 < float(rows[name]["log_loss_mean"]) < 1.0, name
+        assert len(losses) == 3 and np.isfinite(losses).all() and min(losses) > 0, name
+        assert float(rows[name]["log_loss_mean"]) == pytest.approx(np.mean(losses), rel=1e-4)
+    assert float(rows["GP (RBF)"]["log_loss_mean"]) < np.log(2)  # better than a coin
     assert rows["SVM (RBF)"]["log_loss_mean"] == ""
     # the rule |x|^2 > 1.2 on the two numeric columns is learnable: far above chance
     assert float(rows["NTK"]["score_mean"]) > 0.75
