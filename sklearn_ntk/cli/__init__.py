@@ -25,11 +25,11 @@ The same is available as ``python -m sklearn_ntk compare ...`` and, from Python,
 ``sklearn_ntk.cli.main(["compare", ...])`` which returns the exit status.
 
 The package's modules: :mod:`.data` (loading and checks), :mod:`.models` (the model table),
-:mod:`.running` (cross-validation), :mod:`.report` (table and files), :mod:`.main` (the command).
+:mod:`.running` (cross-validation), :mod:`.report` (table and files), :mod:`.command` (parser and entry point).
 """
 
 from ._common import CLIError
+from .command import build_parser, main
 from .data import BUNDLED_DATASETS
-from .main import build_parser, main
 
 __all__ = ["main", "build_parser", "CLIError", "BUNDLED_DATASETS"]
