@@ -63,16 +63,56 @@ sphinx_gallery_conf = {
     "write_computation_times": False,
     "doc_module": ("sklearn_ntk",),
     "backreferences_dir": "gen_modules/backreferences",
+    # pages show printed results, never the repr of a returned object (a Colorbar, an Axes, ...)
+    "capture_repr": (),
+    # the build-and-test plumbing (QUICK, OUT) is hidden from the pages; a downloaded notebook
+    # runs at full size
+    "first_notebook_cell": "QUICK = False  # the documentation runs the examples at small sizes",
 }
+
+# -- math: MathJax bundled into the built pages, so formulas render offline ------------------------
+# MathJax 3 comes from PyPI (the `django-static-mathjax` package of the `docs` extra, which installs
+# the MathJax distribution as the `mathjax` package's static files); the pieces a page needs are
+# copied into _static/mathjax at build time.
+MATHJAX_PIECES = ("tex-chtml-full.js", "output/chtml/fonts/woff-v2", "ui", "a11y")
+
+
+def _mathjax_static():
+    try:
+        import mathjax
+    except ImportError:
+        raise RuntimeError(
+            "the docs bundle MathJax from the `django-static-mathjax` package: "
+            'pip install -e ".[docs]"'
+        ) from None
+    import shutil
+
+    source = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    target = ROOT / "docs" / "_build" / "mathjax_static"
+    bundle = target / "mathjax"
+    if not (bundle / MATHJAX_PIECES[0]).exists():
+        for piece in MATHJAX_PIECES:
+            src, dst = source / piece, bundle / piece
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_dir():
+                shutil.copytree(src, dst, dirs_exist_ok=True)
+            else:
+                shutil.copy2(src, dst)
+    return str(target)
+
+
+mathjax_path = "mathjax/tex-chtml-full.js"
 
 # -- HTML ----------------------------------------------------------------------------------------
 html_theme = "alabaster"
-html_static_path = ["_static"]
+html_static_path = ["_static", _mathjax_static()]
 html_title = f"sklearn-ntk {release}"
 html_theme_options = {
     "description": "The Neural Tangent Kernel as a first-class scikit-learn citizen",
     "fixed_sidebar": True,
-    "page_width": "1100px",
+    "page_width": "1180px",
+    "body_max_width": "none",
     "sidebar_width": "240px",
 }
+html_css_files = ["custom.css"]
 html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}

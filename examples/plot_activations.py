@@ -14,17 +14,24 @@ peak at :math:`\\gamma = 0`.  For erf with :math:`\\sigma_w = 1` the network is 
 phase: the correlations of both kernels rise with depth and the kernels flatten.
 """
 
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 
 from sklearn_ntk import NTKKernel
 
+# sphinx_gallery_start_ignore
+# isort: split
+# Plumbing for the docs build and the tests, hidden on the gallery page:
+# SKLEARN_NTK_EXAMPLES_QUICK=1 runs at small sizes; the figure is saved to
+# SKLEARN_NTK_EXAMPLES_OUT.
+import os
+from pathlib import Path
+
 QUICK = os.environ.get("SKLEARN_NTK_EXAMPLES_QUICK", "0").lower() in ("1", "true", "yes")
 OUT = Path(os.environ.get("SKLEARN_NTK_EXAMPLES_OUT", "results/examples"))
 OUT.mkdir(parents=True, exist_ok=True)
+# sphinx_gallery_end_ignore
 
 n_angles = 61 if QUICK else 181
 gamma = np.linspace(0.0, np.pi, n_angles)
@@ -83,5 +90,6 @@ for ax in axes.ravel():
     ax.set_xticks([0, np.pi / 4, np.pi / 2, 3 * np.pi / 4, np.pi],
                   ["0", "$\\pi/4$", "$\\pi/2$", "$3\\pi/4$", "$\\pi$"])
 
+# sphinx_gallery_start_ignore
 fig.savefig(OUT / "plot_activations.png", dpi=100)
-print(f"saved {OUT / 'plot_activations.png'}")
+# sphinx_gallery_end_ignore

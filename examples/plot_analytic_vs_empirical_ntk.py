@@ -15,8 +15,6 @@ however wide the network.  The empirical kernels are computed by
 :func:`sklearn_ntk.empirical_ntk` (exact, float64).
 """
 
-import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,9 +24,18 @@ from torch import nn
 from sklearn_ntk import NTKKernel, empirical_ntk
 from sklearn_ntk.nn import NTKMLP
 
+# sphinx_gallery_start_ignore
+# isort: split
+# Plumbing for the docs build and the tests, hidden on the gallery page:
+# SKLEARN_NTK_EXAMPLES_QUICK=1 runs at small sizes; the figure is saved to
+# SKLEARN_NTK_EXAMPLES_OUT.
+import os
+from pathlib import Path
+
 QUICK = os.environ.get("SKLEARN_NTK_EXAMPLES_QUICK", "0").lower() in ("1", "true", "yes")
 OUT = Path(os.environ.get("SKLEARN_NTK_EXAMPLES_OUT", "results/examples"))
 OUT.mkdir(parents=True, exist_ok=True)
+# sphinx_gallery_end_ignore
 
 rng = np.random.default_rng(0)
 n, d, depth = (8 if QUICK else 16), 3, 2
@@ -119,5 +126,6 @@ ax.set_xlabel("analytic")
 ax.set_ylabel(f"empirical, width {widths[-1]}")
 ax.set_title("entries of the two kernels")
 
+# sphinx_gallery_start_ignore
 fig.savefig(OUT / "plot_analytic_vs_empirical_ntk.png", dpi=100)
-print(f"saved {OUT / 'plot_analytic_vs_empirical_ntk.png'}")
+# sphinx_gallery_end_ignore

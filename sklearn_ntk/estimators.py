@@ -36,6 +36,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._argmax_proba import argmax_log_proba, argmax_proba
 from ._dynamics import KernelDynamics, _check_times
 
 __all__ = [
@@ -182,6 +183,21 @@ def _default_kernel():
     return NTKKernel()
 
 
+def _kernel_kind(kernel):
+    """The ensemble kind ("ntk" or "nngp") a kernel declares through its (nested) ``kind``.
+
+    ``None`` when the kernel declares none (any other kernel), or declares both (a sum of an
+    NTK and an NNGP kernel).
+    """
+    try:
+        params = kernel.get_params(deep=True)
+    except Exception:  # not a scikit-learn kernel: validated elsewhere
+        return None
+    kinds = {value for key, value in params.items()
+             if (key == "kind" or key.endswith("__kind")) and value in ("ntk", "nngp")}
+    return kinds.pop() if len(kinds) == 1 else None
+
+
 def _check_real(value, name, *, positive=False, allow_inf=False):
     if isinstance(value, bool) or not isinstance(value, (Real, np.number)):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
@@ -222,8 +238,12 @@ class _NTKBase(BaseEstimator):
         nested = any(key.startswith("kernel__") for key in params)
         if nested and self.kernel is None and params.get("kernel") is None:
             params.pop("kernel", None)
-            self.kernel = _default_kernel()
+            self.kernel = self._new_default_kernel(params)
         return super().set_params(**params)
+
+    def _new_default_kernel(self, params=None):
+        """The kernel that ``kernel=None`` stands for (``params``: pending ``set_params``)."""
+        return _default_kernel()
 
     # ---------------------------------------------------------------- validation
     def _check_params(self):
@@ -244,31 +264,37 @@ class _NTKBase(BaseEstimator):
             raise TypeError(f"cache must be True or False, got {self.cache!r}")
 
     def _ensemble_kind(self):
-        return "ntk"
+        """Which ensemble the dynamics kernel belongs to: the kernel's declared ``kind``."""
+        return _kernel_kind(self.kernel_) or "ntk"
 
     # ---------------------------------------------------------------- kernels (cached)
-    def _use_pair(self):
-        return self._needs_nngp and hasattr(self.kernel_, "ntk_and_nngp")
+    def _use_pair(self, nngp=None):
+        nngp = self._needs_nngp if nngp is None else nngp
+        return nngp and hasattr(self.kernel_, "ntk_and_nngp")
 
-    def _kernels(self, X, Y=None):
-        """``(dynamics_kernel, nngp_kernel_or_None)`` between X and Y (Y=None: X), cached."""
+    def _kernels(self, X, Y=None, *, nngp=None):
+        """``(dynamics_kernel, nngp_kernel_or_None)`` between X and Y (Y=None: X), cached.
+
+        ``nngp``: whether the NNGP kernel is wanted (default: the estimator's ``_needs_nngp``).
+        """
         kernel = self.kernel_
-        pair = self._use_pair()
+        want_nngp = self._needs_nngp if nngp is None else nngp
+        pair = self._use_pair(want_nngp)
         kind = self._ensemble_kind()
         key = None
         if self.cache and self._kernel_key_ is not None and _CACHE.max_bytes > 0:
-            key = ("K", self._kernel_key_, pair, kind, self._needs_nngp, _array_key(X),
+            key = ("K", self._kernel_key_, pair, kind, want_nngp, _array_key(X),
                    None if Y is None else self._X_key_)
         hit = _CACHE.get(key)
         if hit is not None:
-            return hit[0], (hit[1] if self._needs_nngp else None)
+            return hit[0], (hit[1] if want_nngp else None)
         if pair:
             ntk, nngp = kernel.ntk_and_nngp(X, Y)
             nngp = np.asarray(nngp, dtype=np.float64)
             dyn = nngp if kind == "nngp" else np.asarray(ntk, dtype=np.float64)
         else:
             dyn = np.asarray(kernel(X, Y), dtype=np.float64)
-            nngp = dyn if self._needs_nngp else None
+            nngp = dyn if want_nngp else None
         if not np.isfinite(dyn).all() or (nngp is not None and not np.isfinite(nngp).all()):
             raise ValueError(f"the kernel {kernel!r} produced NaN or infinite values")
         _CACHE.put(key, (dyn, dyn if nngp is None else nngp))
@@ -285,7 +311,7 @@ class _NTKBase(BaseEstimator):
     def _fit_dynamics(self, X, Y):
         """Validate params, store the training data, build the solver and the dual coefs."""
         self._check_params()
-        self.kernel_ = _default_kernel() if self.kernel is None else clone(self.kernel)
+        self.kernel_ = self._new_default_kernel() if self.kernel is None else clone(self.kernel)
         self._kernel_key_ = _kernel_key(self.kernel_) if self.cache else None
         self.X_fit_ = np.array(X, dtype=np.float64, copy=True)
         self._X_key_ = _array_key(self.X_fit_) if self.cache else None
@@ -346,6 +372,17 @@ class _NTKBase(BaseEstimator):
             return s.dual_coef(t, method="krylov")  # falls back to eigh if not converged
         self._ensure_eigh()
         return s.dual_coef(t)
+
+    def _ensemble_cov(self, X, dyn_td, nngp_td, *, diag):
+        """Covariance (or variance) over initialisations at the fitted ``t``, for every output."""
+        s = self._solver
+        if np.isinf(self._t) and s._eig is None and not self._cached_eigh_available():
+            self._ensure_cholesky()  # t = inf: the covariance needs no eigendecomposition
+        else:
+            self._ensure_eigh()
+        prior = self._nngp_kernel()
+        return s.covariance(self._t, dyn_td, prior.diag(X) if diag else prior(X), nngp_td,
+                            diag=diag)
 
     def _validate_predict_X(self, X):
         check_is_fitted(self)
@@ -568,13 +605,17 @@ class NTKGaussianProcess(RegressorMixin, _NTKBase):
     with neural-tangents' ``predict.gradient_descent_mse_ensemble`` (absolute ``diag_reg``).
 
     With a kernel that has an ``ntk_and_nngp`` method (``NTKKernel``), both kernels come from
-    it in one pass (the kernel's own ``kind`` is then irrelevant: this estimator's ``kind``
-    decides). Any other kernel is used as both :math:`\Theta` and :math:`K`.
+    it in one pass. Any other kernel is used as both :math:`\Theta` and :math:`K`. The ensemble
+    is the one the kernel declares: ``NTKKernel(kind="nngp")`` (also inside a product or sum
+    such as ``ConstantKernel() * NTKKernel(kind="nngp")``) gives the readout-only ensemble.
 
     Parameters
     ----------""" + _PARAMS_DOC + r"""
-    kind : {"ntk", "nngp"}, default="ntk"
+    kind : {"ntk", "nngp"} or None, default=None
         Which ensemble: all layers trained (``"ntk"``) or only the readout (``"nngp"``).
+        ``None`` follows the kernel's ``kind`` (``"ntk"`` for the default kernel and for
+        kernels without a ``kind``). A ``kind`` that contradicts the kernel's raises a
+        ``ValueError`` at ``fit``; with ``kernel=None`` it selects the default network's kind.
 
     Attributes
     ----------
@@ -611,13 +652,28 @@ class NTKGaussianProcess(RegressorMixin, _NTKBase):
     _needs_nngp = True
 
     def __init__(self, kernel=None, t=np.inf, learning_rate=1.0, alpha=0.0, *,
-                 kind="ntk", dynamics="flow", solver="auto", cache=True):
+                 kind=None, dynamics="flow", solver="auto", cache=True):
         super().__init__(kernel=kernel, t=t, learning_rate=learning_rate, alpha=alpha,
                          dynamics=dynamics, solver=solver, cache=cache)
         self.kind = kind
 
     def _ensemble_kind(self):
-        return self.kind
+        return self.kind if self.kind is not None else super()._ensemble_kind()
+
+    def _new_default_kernel(self, params=None):
+        kind = (params or {}).get("kind", self.kind)
+        return _default_kernel().set_params(kind="nngp" if kind == "nngp" else "ntk")
+
+    def _check_kind(self):
+        if self.kind not in (None, "ntk", "nngp"):
+            raise ValueError(f"kind must be None, 'ntk' or 'nngp', got {self.kind!r}")
+        declared = None if self.kernel is None else _kernel_kind(self.kernel)
+        if self.kind is not None and declared is not None and declared != self.kind:
+            raise ValueError(
+                f"kind={self.kind!r} contradicts the kernel's kind={declared!r} "
+                f"({self.kernel!r}); leave kind=None to follow the kernel, or set the "
+                "kernel's kind"
+            )
 
     def fit(self, X, y):
         """Fit the ensemble dynamics.
@@ -631,8 +687,7 @@ class NTKGaussianProcess(RegressorMixin, _NTKBase):
         -------
         self : NTKGaussianProcess
         """
-        if self.kind not in ("ntk", "nngp"):
-            raise ValueError(f"kind must be 'ntk' or 'nngp', got {self.kind!r}")
+        self._check_kind()
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
                              ensure_all_finite=True)
         y = np.asarray(y, dtype=np.float64)
@@ -669,18 +724,13 @@ class NTKGaussianProcess(RegressorMixin, _NTKBase):
         mean_out = mean[:, 0] if self._y_ndim == 1 else mean
         if not (return_std or return_cov):
             return mean_out
-        if np.isinf(self._t) and self._solver._eig is None and not self._cached_eigh_available():
-            self._ensure_cholesky()  # t = inf: the covariance needs no eigendecomposition
-        else:
-            self._ensure_eigh()
-        prior = self._nngp_kernel()
         if return_std:
-            var = self._solver.covariance(self._t, dyn_td, prior.diag(X), nngp_td, diag=True)
+            var = self._ensemble_cov(X, dyn_td, nngp_td, diag=True)
             std = np.sqrt(np.maximum(var, 0.0))
             if self._y_ndim == 2:
                 std = np.repeat(std[:, None], k, axis=1)
             return mean_out, std
-        cov = self._solver.covariance(self._t, dyn_td, prior(X), nngp_td)
+        cov = self._ensemble_cov(X, dyn_td, nngp_td, diag=False)
         if self._y_ndim == 2:
             cov = np.repeat(cov[:, :, None], k, axis=2)
         return mean_out, cov
@@ -731,9 +781,15 @@ class NTKClassifier(ClassifierMixin, _NTKBase):
     squared-loss dynamics of :class:`NTKRegressor` are applied to them; the predicted class is
     the output with the largest ensemble mean.
 
-    ``predict_proba`` is deliberately not provided: the squared-loss outputs are not calibrated
-    probabilities, and no probability model is assumed. Use :meth:`decision_function` for
-    scores (or :class:`NTKGaussianProcess` on one-hot targets for the full Gaussian ensemble).
+    :meth:`predict_proba` is the probability that a network drawn from the infinite ensemble of
+    randomly initialised networks trained for time ``t`` predicts each class: over
+    initialisations the outputs at ``x`` are independent Gaussians with means
+    :math:`\mu_c(x)` (:meth:`decision_function`) and a common variance :math:`\sigma^2(x)`
+    (that of :class:`NTKGaussianProcess` on the one-hot targets), and
+    :math:`p_c(x) = P(\arg\max_j f_j(x) = c)`, a one-dimensional integral computed by
+    quadrature. It is uniform at ``t=0`` and one-hot where :math:`\sigma = 0` (e.g. on the
+    training points at ``t=inf``, ``alpha=0``). It is a property of the ensemble, not a
+    calibrated estimate of the label noise: see the user guide for calibration.
 
     Parameters
     ----------""" + _PARAMS_DOC + r"""
@@ -780,6 +836,11 @@ class NTKClassifier(ClassifierMixin, _NTKBase):
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite=True)
         check_classification_targets(y)
         self.classes_, idx = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                "NTKClassifier needs samples of at least 2 classes in the data, but the data "
+                f"contains only one class: {self.classes_.tolist()[0]!r}"
+            )
         Y = np.zeros((len(idx), len(self.classes_)))
         Y[np.arange(len(idx)), idx] = 1.0
         self._fit_dynamics(X, Y)
@@ -821,6 +882,47 @@ class NTKClassifier(ClassifierMixin, _NTKBase):
         """
         scores = self._scores(X)
         return self.classes_[np.argmax(scores, axis=1)]
+
+    def _ensemble(self, X):
+        """Means (m, n_classes) and common std (m,) of the outputs over initialisations."""
+        X = self._validate_predict_X(X)
+        dyn_td, nngp_td = self._kernels(X, self.X_fit_, nngp=True)
+        s = self._solver
+        if s.kind == "ntk" and s.nngp_train is None:  # needed only here: on first use
+            s.nngp_train = (self._kernels(self.X_fit_, nngp=True)[1] if self._use_pair(True)
+                            else s.kernel_train)
+        var = self._ensemble_cov(X, dyn_td, nngp_td, diag=True)
+        return dyn_td @ self._W, np.sqrt(np.maximum(var, 0.0))
+
+    def predict_proba(self, X):
+        r"""Probability that a network of the trained ensemble predicts each class.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            :math:`P(\arg\max_j f_j(x) = c)` over random initialisations, columns in the
+            order of ``classes_``; rows sum to one.
+        """
+        return argmax_proba(*self._ensemble(X))
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`, accurate where the probabilities underflow.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            ``-inf`` only where the standard deviation is exactly zero and the class's
+            mean output is not the largest.
+        """
+        return argmax_log_proba(*self._ensemble(X))
 
     def staged_decision_function(self, X, times):
         """Class scores at several training times from one factorisation.

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,10 @@ import pytest
 pd = pytest.importorskip("pandas")
 
 from sklearn_ntk import cli  # noqa: E402
+from sklearn_ntk.cli import data as cli_data  # noqa: E402
+from sklearn_ntk.cli import models as cli_models  # noqa: E402
+from sklearn_ntk.cli import report as cli_report  # noqa: E402
+from sklearn_ntk.cli import running as cli_running  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL_NAMES = {"NTK", "NNGP", "GP (RBF)", "SVM (RBF)", "Random forest", "MLP"}
@@ -68,6 +73,24 @@ def data_dir(tmp_path_factory):
     cls = pd.concat([cls, cls.iloc[10:15]], ignore_index=True)  # duplicate rows: singular kernel
     cls.to_csv(d / "cls.csv", index=False)
 
+    inf_target = frame.copy()
+    inf_target.loc[[6], "y"] = -np.inf  # CSV line 8
+    inf_target.to_csv(d / "inf_target.csv", index=False)
+
+    huge = frame.copy()
+    huge["c"] = huge["c"] * 1e300  # finite, but its variance overflows float64
+    huge.to_csv(d / "huge.csv", index=False)
+
+    # the smallest input the command accepts at 5 folds: 10 rows, 5 per class
+    tiny = pd.DataFrame(rng.normal(size=(10, 2)), columns=["u", "v"])
+    tiny["label"] = [0, 1] * 5
+    tiny.to_csv(d / "tiny.csv", index=False)
+
+    # 60 classes of 5 rows (string labels): refused by --task auto, accepted when asked for
+    many = pd.DataFrame(rng.normal(size=(300, 2)), columns=["u", "v"])
+    many["label"] = [f"c{i}" for i in range(60)] * 5
+    many.to_csv(d / "many.csv", index=False)
+
     (d / "empty.csv").write_text("")
     (d / "header_only.csv").write_text("a,b,y\n")
     (d / "only_target.csv").write_text("y\n1\n2\n3\n")
@@ -104,6 +127,19 @@ def assert_one_line_error(proc, *fragments):
             ["target 'y' has missing values", "line(s) 12", "--impute drop"],
         ),
         (["--csv", "{d}/inf.csv", "--target", "y"], ["infinite values", "'c'", "line(s) 22"]),
+        (
+            ["--csv", "{d}/inf_target.csv", "--target", "y"],
+            ["infinite values in the target 'y'", "line(s) 8"],
+        ),
+        (
+            ["--csv", "{d}/inf_target.csv", "--target", "y", "--task", "classification"],
+            ["infinite values in the target 'y'"],
+        ),
+        (["--csv", "{d}/huge.csv", "--target", "y"], ["column 'c'", "too large to standardise"]),
+        (["--csv", "{d}/many.csv", "--target", "label"], ["60 classes", "--task classification"]),
+        (["--seed", "-1"], ["--seed must be between 0 and 4294967295, got -1"]),
+        (["--seed", str(2**32)], ["--seed must be between 0"]),
+        (["--n-jobs", "-3"], ["--n-jobs must be a positive number or -1"]),
         (
             ["--csv", "{d}/reg.csv", "--target", "y", "--max-samples", "50"],
             ["60 rows is too many", "--subsample 50", "--quick"],
@@ -200,6 +236,10 @@ def test_compare_regression_csv_end_to_end(data_dir, tmp_path):
         "n_features": 3,
         "notes": payload["dataset"]["notes"],
     }
+    # t is tuned with alpha: early stopping at the smallest alpha, or t = inf over an alpha grid
+    finite_t, inf_t = payload["settings"]["ntk_grid"]
+    assert inf_t["t"] == ["inf"] and len(inf_t["alpha"]) > 1 and min(inf_t["alpha"]) > 0
+    assert len(finite_t["alpha"]) == 1 and "inf" not in finite_t["t"]
     curve = payload["t_curve"]["NTK"]
     assert curve["t"][-1] == "inf" and len(curve["t"]) == len(curve["test_mean"])
     # training error can only go down with t under gradient flow: train R^2 is non-decreasing
@@ -226,16 +266,24 @@ def test_compare_classification_csv_end_to_end(data_dir, tmp_path):
         "--no-figure",
     )
     assert proc.returncode == 0, proc.stderr
-    assert "64 samples, 4 features, classification" in proc.stdout
-    # warnings (the t=inf candidates see a singular kernel) are tallied into one note per model,
-    # not dumped on stderr
-    assert "note: NTK:" in proc.stdout and "SingularKernelWarning" in proc.stdout
+    assert "64 samples, 3 features (4 after one-hot encoding), classification" in proc.stdout
+    # duplicate rows make the train kernel singular: alpha is tuned (from above zero) like kernel
+    # ridge's, so no t=inf candidate meets a singular kernel
+    assert "SingularKernelWarning" not in proc.stdout + proc.stderr
     assert "Warning" not in proc.stderr
     assert "dropped 1 row(s)" in proc.stdout
     assert "one-hot encoded 'colour'" in proc.stdout
     rows, payload = read_results(out)
     assert set(rows) == MODEL_NAMES
     assert rows["NTK"]["score_name"] == "accuracy"
+    assert "log-loss (mean ± std)" in proc.stdout
+    # log-loss from predict_proba beside accuracy; "-"/empty for a model without probabilities
+    for name in ("NTK", "NNGP", "GP (RBF)", "Random forest", "MLP"):
+        losses = [float(v) for v in rows[name]["log_losses"].split()]
+        assert len(losses) == 3 and np.isfinite(losses).all() and min(losses) > 0, name
+        assert float(rows[name]["log_loss_mean"]) == pytest.approx(np.mean(losses), rel=1e-4)
+    assert float(rows["GP (RBF)"]["log_loss_mean"]) < np.log(2)  # better than a coin
+    assert rows["SVM (RBF)"]["log_loss_mean"] == ""
     # the rule |x|^2 > 1.2 on the two numeric columns is learnable: far above chance
     assert float(rows["NTK"]["score_mean"]) > 0.75
     assert not (out / "comparison.png").exists()
@@ -254,31 +302,15 @@ def test_python_api_returns_status(tmp_path, data_dir, capsys):
 
 
 def test_infer_task():
-    assert cli._infer_task(np.array([0, 1, 2, 1]), True)[0] == "classification"
-    assert cli._infer_task(np.array(["a", "b"]), False)[0] == "classification"
-    assert cli._infer_task(np.array([0.5, 1.2, 3.0]), True)[0] == "regression"
-    assert cli._infer_task(np.arange(100), True)[0] == "regression"  # many integer values
-
-
-def test_impute_and_one_hot(data_dir, tmp_path):
-    frame = pd.read_csv(data_dir / "nan.csv")
-    X, y, names, notes, numeric = cli._load_csv(
-        data_dir / "nan.csv", "y", one_hot=False, impute="median"
-    )
-    assert numeric and names == ["a", "b", "c"] and X.shape == (60, 3)
-    assert np.all(X[[3, 7], 1] == frame["b"].median())
-    np.testing.assert_array_equal(X[:, 0], frame["a"].to_numpy())
-    X, y, names, notes, numeric = cli._load_csv(
-        data_dir / "cat.csv", "y", one_hot=True, impute="none"
-    )
-    assert X.shape == (60, 6)
-    assert sorted(names[3:]) == ["city_lima", "city_oslo", "city_paris"]
-    assert np.all(X[:, 3:].sum(axis=1) == 1)
+    assert cli_data._infer_task(np.array([0, 1, 2, 1]), True)[0] == "classification"
+    assert cli_data._infer_task(np.array(["a", "b"]), False)[0] == "classification"
+    assert cli_data._infer_task(np.array([0.5, 1.2, 3.0]), True)[0] == "regression"
+    assert cli_data._infer_task(np.arange(100), True)[0] == "regression"  # many integer values
 
 
 def test_subsample_is_stratified_and_reported():
     args = cli.build_parser().parse_args(["compare", "--dataset", "iris", "--subsample", "30"])
-    data = cli.load_dataset(args)
+    data = cli_data.load_dataset(args)
     assert data.n_samples == 30
     assert np.all(np.bincount(data.y) == 10)
     assert any("subsample of 30 of 150" in n for n in data.notes)
@@ -292,22 +324,170 @@ def test_table_orders_by_score():
             "family": "baseline",
             "score_name": "R^2",
             "scores": [mean],
+            "log_losses": [],
             "fit_times": [0.1],
             "predict_times": [0.0],
             "best_params": [],
             "t_curve": [],
             "error": None if name != "c" else "ValueError: boom",
         }
-        cli._summarise(row)
+        cli_running.summarise(row)
         rows.append(row)
-    table = cli.format_table(rows).splitlines()
+    table = cli_report.format_table(rows).splitlines()
     assert table[2].startswith("b ") and table[3].startswith("a ") and "boom" in table[4]
 
 
 def test_progress_bar_only_when_asked():
-    assert cli._progress(3, False) is None
-    bar = cli._progress(3, True)
+    assert cli_running._progress(3, False) is None
+    bar = cli_running._progress(3, True)
     try:
         assert bar is not None and bar.total == 3
     finally:
         bar.close()
+
+
+# --------------------------------------------------------------------------------------------
+# no leakage: imputation and encoding are fitted inside each training fold
+# --------------------------------------------------------------------------------------------
+
+
+def _load(*argv):
+    return cli_data.load_dataset(cli.build_parser().parse_args(["compare", *map(str, argv)]))
+
+
+def _spec(dataset, name, cv=3):
+    specs, _ = cli_models.build_models(dataset, cli_models.sizing_for(dataset, cv, True, 0))
+    return next(s for s in specs if s.name == name)
+
+
+def test_imputation_is_fitted_on_the_training_fold_only(data_dir):
+    from sklearn.base import clone
+
+    dataset = _load("--csv", data_dir / "nan.csv", "--target", "y", "--impute", "mean")
+    # nothing is filled before the cross-validation
+    assert np.isnan(dataset.X[[3, 7], 1]).all()
+    train = np.arange(20, 60)  # both missing values (rows 3 and 7) are in the test part
+    est = clone(_spec(dataset, "Random forest").estimator)
+    est.fit(dataset.rows(train), dataset.y[train])
+    fill = est.regressor_["prep"].named_transformers_["numeric"].statistics_[1]
+    b = dataset.X[:, 1]
+    assert fill == pytest.approx(np.mean(b[train]), rel=1e-12)
+    assert abs(fill - np.nanmean(b)) > 1e-3  # the whole-file mean would leak the test rows
+    # a test row with b missing is predicted as if b were the training mean
+    row = dataset.rows([3]).copy()
+    filled = row.copy()
+    filled[0, 1] = fill
+    np.testing.assert_allclose(est.predict(row), est.predict(filled), rtol=1e-12)
+
+
+def test_one_hot_is_fitted_on_the_training_fold_and_ignores_unseen_categories(data_dir):
+    from sklearn.base import clone
+
+    dataset = _load("--csv", data_dir / "cat.csv", "--target", "y", "--one-hot")
+    city = dataset.X["city"].to_numpy()
+    assert set(city) == {"paris", "oslo", "lima"}  # raw strings: not encoded up front
+    train = np.flatnonzero(city != "lima")
+    test = np.flatnonzero(city == "lima")
+    est = clone(_spec(dataset, "NTK").estimator)
+    est.fit(dataset.rows(train), dataset.y[train])
+    encoder = est.best_estimator_.regressor_["prep"].named_transformers_["categorical"]
+    assert [list(c) for c in encoder.categories_] == [["oslo", "paris"]]
+    pred = est.predict(dataset.rows(test))  # a category unseen in training: no error
+    assert pred.shape == (test.size,) and np.isfinite(pred).all()
+
+
+# --------------------------------------------------------------------------------------------
+# the task, tiny inputs, closed pipes, Ctrl-C
+# --------------------------------------------------------------------------------------------
+
+
+def test_explicit_task_is_obeyed(data_dir):
+    with pytest.raises(cli.CLIError, match="60 classes"):
+        _load("--csv", data_dir / "many.csv", "--target", "label")
+    dataset = _load("--csv", data_dir / "many.csv", "--target", "label", "--task", "classification")
+    assert dataset.task == "classification" and np.unique(dataset.y).size == 60
+    # integer labels that --task auto takes as classes are a regression target when asked
+    assert _load("--csv", data_dir / "tiny.csv", "--target", "label").task == "classification"
+    dataset = _load("--csv", data_dir / "tiny.csv", "--target", "label", "--task", "regression")
+    assert dataset.task == "regression" and dataset.y.dtype == np.float64
+
+
+def test_tiny_input_runs_and_a_closed_pipe_is_quiet(data_dir, tmp_path):
+    """10 rows, 5 per class at 5 folds, piped into a reader that closes after one line."""
+    out = tmp_path / "tiny"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    args = ["compare", "--csv", data_dir / "tiny.csv", "--target", "label", "--out", out, "--quick"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sklearn_ntk", *map(str, args), "--no-figure"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    first = proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    _, err = proc.communicate(timeout=120)
+    err = err.decode()
+    assert first.startswith(b"sklearn-ntk compare: tiny.csv (10 samples")
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "Error" not in err, err
+    rows, _ = read_results(out)
+    assert set(rows) == MODEL_NAMES
+    for name, row in rows.items():
+        assert row["error"] == "", (name, row["error"])
+        assert len(row["scores"].split()) == 5
+
+
+def test_interrupt_writes_the_finished_models(data_dir, tmp_path, monkeypatch, capsys):
+    finished = []
+    real = cli_running._run_model
+
+    def run_model(spec, *args, **kwargs):
+        if finished:
+            raise KeyboardInterrupt
+        finished.append(spec.name)
+        return real(spec, *args, **kwargs)
+
+    monkeypatch.setattr(cli_running, "_run_model", run_model)
+    out = tmp_path / "int"
+    status = cli.main(
+        ["compare", "--quick", "--csv", str(data_dir / "tiny.csv"), "--target", "label"]
+        + ["--out", str(out), "--no-figure"]
+    )
+    assert status == 130
+    rows, payload = read_results(out)
+    assert list(rows) == ["NTK"] and rows["NTK"]["error"] == ""
+    assert payload["settings"]["interrupted"] is True
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("sklearn-ntk: interrupted; wrote the finished models (NTK)")
+
+
+def test_ctrl_c_exits_130_without_traceback(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    out = tmp_path / "sigint"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sklearn_ntk", "compare", "--out", str(out), "--no-figure"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdout.readline().startswith(b"sklearn-ntk compare: diabetes")
+    proc.send_signal(signal.SIGINT)  # the full diabetes run takes minutes: it is still running
+    _, err = proc.communicate(timeout=60)
+    err = err.decode().strip()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted; wrote the finished models (none)" in err
+    assert (out / "results.csv").exists() and (out / "results.json").exists()
+
+
+def test_unexpected_error_is_one_line(monkeypatch, capsys):
+    def boom(args):
+        raise RuntimeError("something broke\nsecond line")
+
+    monkeypatch.setattr(cli_data, "load_dataset", boom)
+    monkeypatch.delenv("SKLEARN_NTK_TRACEBACK", raising=False)
+    assert cli.main(["compare"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected RuntimeError: something broke" in err
+    monkeypatch.setenv("SKLEARN_NTK_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="something broke"):
+        cli.main(["compare"])
