@@ -64,9 +64,10 @@ for ax, (name, model) in zip(axes, models.items(), strict=True):
     cs = ax.contourf(g0, g1, surface, levels=np.linspace(0, 1, 11), cmap="RdBu_r", vmin=0,
                      vmax=1)
     ax.contour(g0, g1, surface, levels=[0.5], colors="k", linewidths=1)
-    for label, face, edge in [(0, "white", "black"), (1, "black", "white")]:
+    for label, face, marker in [(0, "white", "o"), (1, "black", "^")]:
         pts = X_train[y_train == label]
-        ax.scatter(pts[:, 0], pts[:, 1], c=face, edgecolors=edge, s=18, label=f"class {label}")
+        ax.scatter(pts[:, 0], pts[:, 1], c=face, marker=marker, edgecolors="0.5",
+                   linewidths=0.5, s=16, label=f"class {label}")
     ax.set_title(name)
     ax.set_xlabel("$x_1$")
 axes[0].set_ylabel("$x_2$")
