@@ -152,7 +152,9 @@ def test_default_bounds_keep_the_kernel_scale_optimisable():
 
 @pytest.mark.parametrize("kernel", [
     pytest.param(NTKKernel(kind="nngp"), id="nngp"),
-    pytest.param(ConstantKernel() * NTKKernel(kind="nngp"), id="constant-times-nngp"),
+    # the constant factor duplicates the scale set by weight_std, which drifts to its bound
+    pytest.param(ConstantKernel() * NTKKernel(kind="nngp"), id="constant-times-nngp",
+                 marks=pytest.mark.filterwarnings("ignore:The optimal value found")),
 ])
 def test_gaussian_process_classifier_improves_the_marginal_likelihood(kernel):
     X, y = load_breast_cancer(return_X_y=True)
