@@ -73,6 +73,13 @@ def check_kernel_regression_vs_network(out):
     assert len(diffs) >= 2 and diffs[-1] < diffs[0] and diffs[-1] < 0.1
 
 
+def check_predict_proba(out):
+    raw = _number(r"t = ∞ +held-out log-loss (\S+),", out)
+    calibrated = _number(r"calibrated \(sigmoid, 5-fold\) +held-out log-loss (\S+),", out)
+    assert calibrated < raw
+    assert _number(r"largest deviation from 1/2: (\S+)\n", out) < 1e-12
+
+
 def check_lazy_training(out):
     assert _number(r"fitted exponent: (\S+) ", out) < -0.2
 
@@ -93,6 +100,7 @@ CASES = [
     pytest.param(
         "plot_marginal_likelihood.py", check_marginal_likelihood, id="marginal_likelihood"
     ),
+    pytest.param("plot_predict_proba.py", check_predict_proba, id="predict_proba"),
     pytest.param(
         "plot_kernel_regression_vs_network.py",
         check_kernel_regression_vs_network,

@@ -81,7 +81,7 @@ class NTKKernel(Kernel):
         weight_std=1.0,
         bias_std=0.1,
         kind="ntk",
-        weight_std_bounds=(1e-2, 1e2),
+        weight_std_bounds=(1e-1, 1e1),
         bias_std_bounds=(1e-5, 1e2),
     ):
         self.depth = depth
