@@ -17,9 +17,6 @@ calibrated ones by cross-validation; the last panel shows the result and the pri
 log-loss and Brier score measure the difference.
 """
 
-import os
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
@@ -29,9 +26,18 @@ from sklearn.model_selection import train_test_split
 
 from sklearn_ntk import NTKClassifier, NTKKernel
 
+# sphinx_gallery_start_ignore
+# isort: split
+# Plumbing for the docs build and the tests, hidden on the gallery page:
+# SKLEARN_NTK_EXAMPLES_QUICK=1 runs at small sizes; the figure is saved to
+# SKLEARN_NTK_EXAMPLES_OUT.
+import os
+from pathlib import Path
+
 QUICK = os.environ.get("SKLEARN_NTK_EXAMPLES_QUICK", "0").lower() in ("1", "true", "yes")
 OUT = Path(os.environ.get("SKLEARN_NTK_EXAMPLES_OUT", "results/examples"))
 OUT.mkdir(parents=True, exist_ok=True)
+# sphinx_gallery_end_ignore
 
 X, y = make_moons(n_samples=160 if QUICK else 400, noise=0.3, random_state=0)
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.5, random_state=0)
@@ -84,4 +90,6 @@ _ = fig.colorbar(cs, ax=axes, label="P(class 1)", shrink=0.9)
 p0 = NTKClassifier(kernel, t=0.0).fit(X_train, y_train).predict_proba(X_test)
 print(f"t = 0: largest deviation from 1/2: {np.abs(p0 - 0.5).max():.1e}")
 
+# sphinx_gallery_start_ignore
 fig.savefig(OUT / "plot_predict_proba.png", dpi=100)
+# sphinx_gallery_end_ignore
