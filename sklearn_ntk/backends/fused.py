@@ -52,6 +52,63 @@ _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy
 
 
 # --------------------------------------------------------------------------------------------------
+# inputs of the first layer: |x|^2 / d and the Gram matrix X Y^T / d, blocked and overflow-safe
+# --------------------------------------------------------------------------------------------------
+_GRAM_BLOCK_BYTES = 1 << 26  # temporaries of one block of Gram rows (64 MiB)
+_SCALE_ABOVE = 2.0**256  # inputs with larger entries are scaled by a power of two (exact)
+
+
+def _power_of_two_scale(X):
+    """Exponent e such that ``X * 2**-e`` has entries below 1 (0 when no scaling is needed)."""
+    big = float(np.max(np.abs(X))) if X.size else 0.0
+    if big < _SCALE_ABOVE:
+        return 0
+    return math.frexp(big)[1]
+
+
+def row_sq_norms(X):
+    """``|x|^2 / d`` for every row, without intermediate overflow (inf where the value is)."""
+    e = _power_of_two_scale(X)
+    Xs = np.ldexp(X, -e) if e else X
+    sq = np.einsum("ij,ij->i", Xs, Xs) / X.shape[1]
+    return np.ldexp(sq, 2 * e) if e else sq
+
+
+def gram_matrix(X, Y=None, out=None, block_bytes=_GRAM_BLOCK_BYTES):
+    """``X @ Y.T / d`` computed in blocks of rows (``Y is None``: only the upper triangle j >= i).
+
+    Blocks bound the temporaries and keep every product a general matrix product: numpy's
+    symmetric ``X @ X.T`` (BLAS syrk) path crashes the interpreter for large n (numpy issue 19685).
+    Inputs with entries beyond ``2**256`` are scaled by a power of two, so that the products
+    overflow only where the result itself does. With ``Y is None`` the strictly lower triangle of
+    the result is left unset.
+    """
+    sym = Y is None
+    n, d = X.shape
+    ex = _power_of_two_scale(X)
+    Xs = np.ldexp(X, -ex) if ex else X
+    if sym:
+        ey = ex
+        Yt = Xs.T.copy()  # a separate buffer: never the syrk path
+    else:
+        ey = _power_of_two_scale(Y)
+        Yt = (np.ldexp(Y, -ey) if ey else Y).T
+    m = Yt.shape[1]
+    if out is None:
+        out = np.empty((n, m))
+    step = max(1, min(n, block_bytes // (8 * max(m, 1))))
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        j0 = i0 if sym else 0
+        block = out[i0:i1, j0:]
+        np.matmul(Xs[i0:i1], Yt[:, j0:], out=block)
+        block /= d
+        if ex + ey:
+            block[...] = np.ldexp(block, ex + ey)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # per-activation closed forms: (a, b, c) = (Var u, Var v, Cov(u, v)) -> (T, Tdot[, partials])
 # --------------------------------------------------------------------------------------------------
 @_jit

@@ -144,7 +144,7 @@ class NTKKernel(Kernel):
 
     # ------------------------------------------------------------------ evaluation
     def _histories(self, act, w2, b2, X, grad=False):
-        sq = np.einsum("ij,ij->i", X, X) / X.shape[1]
+        sq = rec.row_sq_norms(X)
         if act._code is not None:
             p0, p1 = act._code_params()
             if grad:
@@ -166,11 +166,9 @@ class NTKKernel(Kernel):
         Yv = X if sym else Y
         n, m = X.shape[0], Yv.shape[0]
         check_memory(2 * 8 * n * m, f"NTKKernel on {n} x {m} inputs")
-        d = X.shape[1]
         hx = self._histories(act, w2, b2, X)[0]
         hy = hx if sym else self._histories(act, w2, b2, Yv)[0]
-        gram = X @ Yv.T
-        gram /= d
+        gram = rec.gram_matrix(X, None if sym else Yv)
         if act._code is not None:
             p0, p1 = act._code_params()
             ntk = np.empty((n, m))
@@ -225,11 +223,10 @@ class NTKKernel(Kernel):
             raise ValueError("Gradient can only be evaluated when Y is None.")
         act, w2, b2 = self._resolved()
         X = check_kernel_input(X, "X")
-        n, d = X.shape
+        n = X.shape[0]
         check_memory(4 * 8 * n * n, f"NTKKernel gradient on {n} inputs")
         hx, dhx, _, _ = self._histories(act, w2, b2, X, grad=True)
-        gram = X @ X.T
-        gram /= d
+        gram = rec.gram_matrix(X)
         want_ntk = self.kind == "ntk"
         if act._code is not None:
             p0, p1 = act._code_params()
