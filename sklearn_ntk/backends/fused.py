@@ -71,7 +71,10 @@ def row_sq_norms(X):
     e = _power_of_two_scale(X)
     Xs = np.ldexp(X, -e) if e else X
     sq = np.einsum("ij,ij->i", Xs, Xs) / X.shape[1]
-    return np.ldexp(sq, 2 * e) if e else sq
+    if not e:
+        return sq
+    with np.errstate(over="ignore"):  # inf where |x|^2/d is not representable; the caller refuses
+        return np.ldexp(sq, 2 * e)
 
 
 def gram_matrix(X, Y=None, out=None, block_bytes=_GRAM_BLOCK_BYTES):
@@ -104,7 +107,8 @@ def gram_matrix(X, Y=None, out=None, block_bytes=_GRAM_BLOCK_BYTES):
         np.matmul(Xs[i0:i1], Yt[:, j0:], out=block)
         block /= d
         if ex + ey:
-            block[...] = np.ldexp(block, ex + ey)
+            with np.errstate(over="ignore"):
+                block[...] = np.ldexp(block, ex + ey)
     return out
 
 
@@ -129,6 +133,17 @@ def _angle(a, b, c, same):
     return q, rho, math.acos(rho), math.sqrt((1.0 - rho) * (1.0 + rho))
 
 
+_HUGE = 2.0**128  # variances beyond this are handled by an exact power-of-two rescaling
+
+
+@_jit
+def _unit_scale(x):
+    """A power of two ``s`` with ``x * s`` of order one when ``x > _HUGE``, else 1.0 (exact)."""
+    if x > _HUGE:
+        return math.ldexp(1.0, -math.frexp(x)[1])
+    return 1.0
+
+
 @_jit
 def _gelu_values(a, b, c):
     """GELU moments, written without cancellation (all terms positive when c >= 0).
@@ -137,13 +152,19 @@ def _gelu_values(a, b, c):
     T = c/4 + c asin(c/sqrt(AB))/(2 pi) + (ab det + c^2) / (2 pi AB sqrt(det)),
     Tdot = dT/dc = 1/4 + asin(c/sqrt(AB))/(2 pi) + c (3 + a + b)/(2 pi AB sqrt(det))
            + c^3 / (2 pi AB det^{3/2}).
+    Huge variances are rescaled by a power of two ``s`` (identical numbers when ``s = 1``), so
+    the result overflows only where it is not representable.
     """
-    aa = 1.0 + a
-    bb = 1.0 + b
+    s = _unit_scale(max(a, b))
+    a = a * s
+    b = b * s
+    c = c * s
+    aa = s + a
+    bb = s + b
     ab_c2 = a * b - c * c
     if ab_c2 < 0.0:
         ab_c2 = 0.0
-    det = 1.0 + a + b + ab_c2
+    det = s * s + s * (a + b) + ab_c2 if s != 1.0 else 1.0 + a + b + ab_c2
     rdet = math.sqrt(det)
     prod = aa * bb
     rho_w = c / math.sqrt(prod)
@@ -152,13 +173,18 @@ def _gelu_values(a, b, c):
     elif rho_w < -1.0:
         rho_w = -1.0
     asn = math.asin(rho_w) / _TWO_PI
-    t = 0.25 * c + c * asn + (a * b * det + c * c) / (_TWO_PI * prod * rdet)
-    td = (
-        0.25
-        + asn
-        + c * (3.0 + a + b) / (_TWO_PI * prod * rdet)
-        + c * c * c / (_TWO_PI * prod * det * rdet)
-    )
+    if s == 1.0:
+        t = 0.25 * c + c * asn + (a * b * det + c * c) / (_TWO_PI * prod * rdet)
+        td = (
+            0.25
+            + asn
+            + c * (3.0 + a + b) / (_TWO_PI * prod * rdet)
+            + c * c * c / (_TWO_PI * prod * det * rdet)
+        )
+        return t, td
+    q = s / rdet  # the same terms with every factor of s placed where nothing under/overflows
+    t = (0.25 * c + c * asn) / s + (a * b * (rdet / s) + c * c * q) / (_TWO_PI * prod)
+    td = 0.25 + asn + c * q * ((3.0 * s + a + b) + c * c * (s / det)) / (_TWO_PI * prod)
     return t, td
 
 
@@ -217,6 +243,23 @@ def _gelu_grad(a, b, c):
 
 
 @_jit
+def _erf_terms(a, b, c, same):
+    """(s, (1+2a)(1+2b) s^2, ((1+2a)(1+2b) - 4c^2) s^2) for erf, with the power of two ``s``
+    of :func:`_unit_scale` (1.0 unless the variances are huge; then nothing overflows)."""
+    s = _unit_scale(max(a, b))
+    a = a * s
+    b = b * s
+    c = c * s
+    ab_c2 = a * b - c * c
+    if ab_c2 < 0.0 or same:
+        ab_c2 = 0.0
+    if s == 1.0:
+        return 1.0, (1.0 + 2.0 * a) * (1.0 + 2.0 * b), 1.0 + 2.0 * a + 2.0 * b + 4.0 * ab_c2
+    d = (s + 2.0 * a) * (s + 2.0 * b)
+    return s, d, s * s + 2.0 * s * (a + b) + 4.0 * ab_c2
+
+
+@_jit
 def _moments(code, p0, p1, a, b, c, same):
     """(T, Tdot) of activation ``code`` with parameters ``(p0, p1)`` at the state ``(a, b, c)``."""
     if code == CODE_AB_RELU:
@@ -229,17 +272,13 @@ def _moments(code, p0, p1, a, b, c, same):
     if code == CODE_IDENTITY:
         return c, 1.0
     if code == CODE_ERF:
-        d = (1.0 + 2.0 * a) * (1.0 + 2.0 * b)
-        ab_c2 = a * b - c * c
-        if ab_c2 < 0.0 or same:
-            ab_c2 = 0.0
-        g = 1.0 + 2.0 * a + 2.0 * b + 4.0 * ab_c2
-        r = 2.0 * c / math.sqrt(d)
+        s, d, g = _erf_terms(a, b, c, same)
+        r = 2.0 * c * s / math.sqrt(d)
         if r > 1.0:
             r = 1.0
         elif r < -1.0:
             r = -1.0
-        return 2.0 / _PI * math.asin(r), 4.0 / _PI / math.sqrt(g)
+        return 2.0 / _PI * math.asin(r), 4.0 / _PI * s / math.sqrt(g)
     if code == CODE_SIGN:
         if a <= 0.0 or b <= 0.0:
             return 0.0, 0.0
@@ -275,25 +314,22 @@ def _moments_grad(code, p0, p1, a, b, c, same):
     if code == CODE_IDENTITY:
         return t, td, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0
     if code == CODE_ERF:
-        pa = 1.0 + 2.0 * a
-        pb = 1.0 + 2.0 * b
-        d = pa * pb
-        ab_c2 = a * b - c * c
-        if ab_c2 < 0.0 or same:
-            ab_c2 = 0.0
-        g = 1.0 + 2.0 * a + 2.0 * b + 4.0 * ab_c2
+        s, d, g = _erf_terms(a, b, c, same)
+        pa = s + 2.0 * a * s
+        pb = s + 2.0 * b * s
         rg = math.sqrt(g)
         f = 4.0 / _PI
         g32 = g * rg
+        cs = c * s * s
         return (
             t,
             td,
-            -f * c * pb / (d * rg),
-            -f * c * pa / (d * rg),
+            -f * cs * pb / (d * rg),
+            -f * cs * pa / (d * rg),
             td,
-            -f * pb / g32,
-            -f * pa / g32,
-            f * 4.0 * c / g32,
+            -f * pb * s * s / g32,
+            -f * pa * s * s / g32,
+            f * 4.0 * cs * s / g32,
         )
     if code == CODE_SIGN:
         if a <= 0.0 or b <= 0.0:

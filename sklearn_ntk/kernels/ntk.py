@@ -16,6 +16,15 @@ __all__ = ["NTKKernel"]
 _KINDS = ("ntk", "nngp")
 
 
+def _refuse_overflow(X, act, what):
+    norms = np.sqrt(rec.row_sq_norms(X) * X.shape[1])
+    raise ValueError(
+        f"NTKKernel with activation {act!r}: {what} overflows float64 for inputs with row norms "
+        f"up to {np.max(norms):.3g} (the variance of some layer, a kernel value on the diagonal, is "
+        "not representable); rescale the inputs, e.g. with sklearn.preprocessing.StandardScaler."
+    )
+
+
 class NTKKernel(Kernel):
     r"""Analytic NTK (or NNGP kernel) of an infinitely wide fully-connected network.
 
@@ -144,13 +153,20 @@ class NTKKernel(Kernel):
 
     # ------------------------------------------------------------------ evaluation
     def _histories(self, act, w2, b2, X, grad=False):
+        """Per-row variances of every layer (and the diagonal NTK); refuses what overflows."""
         sq = rec.row_sq_norms(X)
         if act._code is not None:
             p0, p1 = act._code_params()
             if grad:
-                return rec._diag_grad(act._code, p0, p1, w2, b2, int(self.depth), sq)
-            return rec._diag_values(act._code, p0, p1, w2, b2, int(self.depth), sq)
-        return rec.numeric_diag(act, w2, b2, int(self.depth), sq, grad=grad)
+                out = rec._diag_grad(act._code, p0, p1, w2, b2, int(self.depth), sq)
+            else:
+                out = rec._diag_values(act._code, p0, p1, w2, b2, int(self.depth), sq)
+        else:
+            out = rec.numeric_diag(act, w2, b2, int(self.depth), sq, grad=grad)
+        for arr in out:
+            if not np.all(np.isfinite(arr)):
+                _refuse_overflow(X, act, "its gradient" if grad else "the kernel")
+        return out
 
     def _pairs(self, X, Y):
         """Validated (nngp, ntk) for all pairs; ``Y is None`` means the symmetric k(X)."""
@@ -242,6 +258,8 @@ class NTKKernel(Kernel):
                 act, w2, b2, int(self.depth), gram, hx, hx, True, grad=True, dhx=dhx
             )
             K, dK = (ntk, dntk) if want_ntk else (nngp, dnngp)
+        if not (np.all(np.isfinite(K)) and np.all(np.isfinite(dK))):
+            _refuse_overflow(X, act, "its gradient")
         free = self._free_mask()
         if all(free):
             return K, dK
