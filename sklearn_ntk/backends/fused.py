@@ -43,6 +43,7 @@ from ..activations import (
     CODE_SIGN,
     CODE_SIN,
 )
+from .hermite import moments_rows
 
 _PI = math.pi
 _TWO_PI = 2.0 * math.pi
@@ -541,34 +542,10 @@ def _mirror3(a):
 
 
 # --------------------------------------------------------------------------------------------------
-# numerical Gaussian expectations (tanh, sigmoid, SiLU, user callables; GELU's partials)
+# numerical Gaussian expectations (tanh, sigmoid, SiLU, user callables): Hermite series per pair
 # --------------------------------------------------------------------------------------------------
-_Z_MAX = 8.5  # standard-normal mass beyond this is < 1e-16
-_H_SCALE = (
-    0.25  # trapezoid step = _H_SCALE / max(1, std); ~1e-10 relative for tanh and its derivatives
-)
-_MAX_NODES = 1201
-_CHUNK = 1 << 22  # evaluation points per chunk (bounds temporary memory to ~ 200 MB)
-
-
-def _nodes(max_var):
-    """Trapezoid nodes and weights for E[f(z)], z ~ N(0, 1), resolving features of width 1/std.
-
-    The number of nodes is capped at ``_MAX_NODES`` (reached for variances above ~ 300, where
-    saturating activations are nearly step functions and the accuracy degrades gracefully).
-    """
-    h = _H_SCALE / max(1.0, math.sqrt(max(max_var, 0.0)))
-    h = max(h, 2.0 * _Z_MAX / _MAX_NODES)
-    half = np.arange(0.0, _Z_MAX + h, h)
-    z = np.concatenate([-half[:0:-1], half])
-    w = h * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-    keep = w > 1e-18 * w.max()
-    z, w = z[keep], w[keep]
-    return z, w / w.sum()
-
-
 def numeric_moments(act, a, b, c, same, grad=False):
-    """Gaussian expectations of an activation by the trapezoidal rule, for flat arrays of pairs.
+    """Gaussian expectations of an activation for flat arrays of pairs (Hermite/Mehler series).
 
     Parameters
     ----------
@@ -581,113 +558,62 @@ def numeric_moments(act, a, b, c, same, grad=False):
     grad : bool
         Also return the partial derivatives, via Price's theorem:
         :math:`\\partial_c\\mathcal{T} = \\dot{\\mathcal{T}}`,
-        :math:`\\partial_a\\mathcal{T} = \\tfrac12\\mathbb{E}[\\phi''(u)\\phi(v)]`,
-        :math:`\\partial_c\\dot{\\mathcal{T}} = \\mathbb{E}[\\phi''(u)\\phi''(v)]`,
-        :math:`\\partial_a\\dot{\\mathcal{T}} = \\tfrac12\\mathbb{E}[\\phi'''(u)\\phi'(v)]`.
+        :math:`\\partial_a\\mathcal{T} = \\tfrac12\\mathbb{E}[\\phi^{(2)}(u)\\phi(v)]`,
+        :math:`\\partial_c\\dot{\\mathcal{T}} = \\mathbb{E}[\\phi^{(2)}(u)\\phi^{(2)}(v)]`,
+        :math:`\\partial_a\\dot{\\mathcal{T}} = \\tfrac12\\mathbb{E}[\\phi^{(3)}(u)\\phi'(v)]`.
 
     Returns
     -------
     tuple of ndarray
         ``(T, Tdot)`` or ``(T, Tdot, Ta, Tb, Tc, Tda, Tdb, Tdc)``.
+
+    Notes
+    -----
+    The series coefficients are computed once per distinct variance (see
+    :mod:`sklearn_ntk.backends.hermite`); when the pairs come from the rows of a kernel matrix,
+    :func:`~sklearn_ntk.backends.hermite.moments_rows` takes the rows directly.
     """
+    a = np.asarray(a, dtype=float)
     p = a.shape[0]
-    n_out = 8 if grad else 2
     if p == 0:
-        return tuple(np.empty(0) for _ in range(n_out))
-    # pairs are grouped by the scale they need (a power of 4 in variance), so that one pair with a
-    # huge variance does not make every other pair use its fine grid
-    scale = np.floor(np.log2(np.maximum(np.maximum(a, b), 1.0)) / 2.0)
-    groups = np.unique(scale)
-    if groups.size == 1:
-        return _numeric_moments_group(act, a, b, c, same, grad)
-    out = [np.empty(p) for _ in range(n_out)]
-    for g in groups:
-        idx = np.flatnonzero(scale == g)
-        res = _numeric_moments_group(act, a[idx], b[idx], c[idx], same[idx], grad)
-        for o, r in zip(out, res, strict=True):
-            o[idx] = r
-    return tuple(out)
+        return tuple(np.empty(0) for _ in range(8 if grad else 2))
+    var = np.concatenate([a, np.asarray(b, dtype=float)])
+    idx = np.arange(p)
+    same = np.asarray(same, dtype=bool)
+    return moments_rows(act, var, idx, idx + p, np.asarray(c, dtype=float), same, grad=grad)
 
 
-def _numeric_moments_group(act, a, b, c, same, grad):
-    p = a.shape[0]
-    order = 3 if grad else 1
-    n_out = 8 if grad else 2
-    out = [np.empty(p) for _ in range(n_out)]
-    z, w = _nodes(float(max(a.max(), b.max())))
-    nz = z.shape[0]
-    sa = np.sqrt(np.maximum(a, 0.0))
-    sb = np.sqrt(np.maximum(b, 0.0))
-    denom = sa * sb
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.where(denom > 0, c / np.where(denom > 0, denom, 1.0), 0.0)
-    rho = np.clip(rho, -1.0, 1.0)
-    rho[same] = 1.0
-    s = np.sqrt((1.0 - rho) * (1.0 + rho))
-    if same.all():  # one-dimensional rule: u == v
-        u = sa[:, None] * z[None, :]
-        f = act.derivatives(u, order)
-
-        def quad1(i, j):
-            return (f[i] * f[j]) @ w
-
-        out[0][:] = quad1(0, 0)
-        out[1][:] = quad1(1, 1)
-        if grad:
-            out[2][:] = out[3][:] = 0.5 * quad1(2, 0)
-            out[4][:] = out[1]
-            out[5][:] = out[6][:] = 0.5 * quad1(3, 1)
-            out[7][:] = quad1(2, 2)
-        return tuple(out)
-    step = max(1, _CHUNK // (nz * nz))
-    for start in range(0, p, step):
-        sl = slice(start, min(p, start + step))
-        u = sa[sl, None] * z[None, :]  # (q, nz)
-        fu = act.derivatives(u, order)
-        v = sb[sl, None, None] * (rho[sl, None, None] * z[None, :, None] + s[sl, None, None] * z)
-        gv = act.derivatives(v, order)  # each (q, nz, nz)
-        # inner sums over z2 first: G_k[q, i] = sum_l w_l g_k(v[q, i, l])
-        gsum = [g @ w for g in gv]
-
-        def quad(i, j, fu=fu, gsum=gsum):
-            return (fu[i] * gsum[j]) @ w
-
-        out[0][sl] = quad(0, 0)
-        out[1][sl] = quad(1, 1)
-        if grad:
-            out[2][sl] = 0.5 * quad(2, 0)
-            out[3][sl] = 0.5 * quad(0, 2)
-            out[4][sl] = out[1][sl]
-            out[5][sl] = 0.5 * quad(3, 1)
-            out[6][sl] = 0.5 * quad(1, 3)
-            out[7][sl] = quad(2, 2)
-    return tuple(out)
-
-
-def _numeric_recursion(act, w2, b2, depth, gram, same, hist=None, grad=False):
+def _numeric_recursion(act, w2, b2, depth, gram, same, rows=None, grad=False):
     """Layer-by-layer recursion over flat arrays of pairs with numerical expectations.
 
-    ``hist`` is ``None`` for the diagonal (the pair is a row with itself: a = b = c) or a tuple
-    ``(ha, hb, dha, dhb)`` with the variance histories (and their tangents) of the two members of
-    each pair. Uses the same layer functions as the compiled drivers. Returns the history of Sigma
-    (depth+1, p), Theta (p,), and with ``grad`` the tangents (depth+1, p, 2) and (p, 2).
+    ``rows`` is ``None`` for the diagonal (each pair is a row with itself: a = b = c) or a tuple
+    ``(var, dvar, ia, ib)``: the variance history of the rows ``(depth+1, r)``, its tangents
+    ``(depth+1, r, 2)`` (or ``None``) and the rows of the two members of each pair. Uses the same
+    layer functions as the compiled drivers. Returns the history of Sigma (depth+1, p), Theta (p,),
+    and with ``grad`` the tangents (depth+1, p, 2) and (p, 2).
     """
     s, ds_b, ds_w = _input_dense(gram, w2, b2)
     ds = np.stack([ds_b, ds_w], axis=1)
-    if hist is not None and same.any():
-        s[same] = hist[0][0][same]
+    if rows is not None and same.any():
+        s[same] = rows[0][0][rows[2][same]]
         if grad:
-            ds[same] = hist[2][0][same]
+            ds[same] = rows[1][0][rows[2][same]]
     th = s.copy()
     dth = ds.copy()
     out_s, out_ds = [s], [ds]
+    diag_idx = np.arange(s.shape[0])
     for layer in range(depth):
-        a, b = (s, s) if hist is None else (hist[0][layer], hist[1][layer])
-        res = numeric_moments(act, a, b, s, same, grad=grad)
+        if rows is None:
+            res = moments_rows(act, s, diag_idx, diag_idx, s, same, grad=grad)
+        else:
+            res = moments_rows(act, rows[0][layer], rows[2], rows[3], s, same, grad=grad)
         t, td = res[0], res[1]
         if grad:
             ta, tb, tc, tda, tdb, tdc = res[2:]
-            da, db = (ds, ds) if hist is None else (hist[2][layer], hist[3][layer])
+            if rows is None:
+                da = db = ds
+            else:
+                da, db = rows[1][layer][rows[2]], rows[1][layer][rows[3]]
             new_ds = np.empty_like(ds)
             new_dth = np.empty_like(dth)
             for k in range(2):
@@ -725,14 +651,12 @@ def numeric_pairs(act, w2, b2, depth, gram, hx, hy, sym, grad=False, dhx=None):
     n, m = gram.shape
     if sym:
         rows, cols = np.triu_indices(n)
+        info = (hx, dhx, rows, cols)
     else:
         rows, cols = np.divmod(np.arange(n * m), m)
+        info = (np.concatenate([hx, hy], axis=1), None, rows, cols + n)
     same = rows == cols if sym else np.zeros(rows.shape[0], dtype=bool)
-    if grad:
-        hist = (hx[:, rows], hy[:, cols], dhx[:, rows], dhx[:, cols])
-    else:
-        hist = (hx[:, rows], hy[:, cols], None, None)
-    res = _numeric_recursion(act, w2, b2, depth, gram[rows, cols], same, hist=hist, grad=grad)
+    res = _numeric_recursion(act, w2, b2, depth, gram[rows, cols], same, rows=info, grad=grad)
 
     def unflatten(flat):
         out = np.empty((n, m) + flat.shape[1:])
