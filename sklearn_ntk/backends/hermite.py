@@ -147,7 +147,8 @@ _LONG_WIDTH = 0.25
 
 def _evaluate(act, x, order):
     """``act.derivatives`` with a check that a user function is finite where the kernel needs it."""
-    out = act.derivatives(x, order)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # checked just below
+        out = list(act.derivatives(x, order))
     for k, f in enumerate(out):
         f = np.asarray(f, dtype=float)
         if f.shape != x.shape:
@@ -169,6 +170,21 @@ def _evaluate(act, x, order):
 # --------------------------------------------------------------------------------------------------
 # per-row tables
 # --------------------------------------------------------------------------------------------------
+def diagonal_moments(act, var, order):
+    """``M[i, j, r] = E[phi^(i)(u) phi^(j)(u)]`` for ``u ~ N(0, var[r])`` (one-dimensional)."""
+    var = np.asarray(var, dtype=float)
+    n_sets = order + 1
+    M = np.empty((n_sets, n_sets, var.shape[0]))
+    for group, _, width, idx in _buckets(_scale_group(var), False):
+        z, w = _scale_rule(group, width)
+        f = _evaluate(act, np.sqrt(var[idx])[:, None] * z[None, :], order)
+        with _single_threaded_blas():
+            for i in range(n_sets):
+                for j in range(i, n_sets):
+                    M[i, j, idx] = M[j, i, idx] = (f[i] * f[j]) @ w
+    return M
+
+
 def coefficient_table(act, var, order, long=False):
     """Hermite coefficients of ``phi^(j)(sqrt(v) z)`` for every variance ``v`` and ``j <= order``.
 
@@ -351,6 +367,10 @@ def moments_rows(act, var, ia, ib, c, same, grad=False):
     """
     order = 3 if grad else 1
     spec = _VALUE_SERIES + (_GRAD_SERIES if grad else ())
+    if np.all(same):  # the diagonal: one-dimensional moments only
+        M = diagonal_moments(act, np.asarray(var, dtype=float)[ia], order)
+        out = [f * M[i, j] for i, j, f in spec]
+        return (out[0], out[1]) if not grad else (*out[:2], *out[2:4], out[1].copy(), *out[4:])
     uvar, inv = np.unique(np.asarray(var, dtype=float), return_inverse=True)
     C, nterms, R, M = coefficient_table(act, uvar, order)
     ia = inv[ia]
