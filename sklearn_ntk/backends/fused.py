@@ -43,7 +43,8 @@ from ..activations import (
     CODE_SIGN,
     CODE_SIN,
 )
-from .hermite import moments_rows
+from . import hermite
+from .hermite import moments_rows, pair_moments, row_table
 
 _PI = math.pi
 _TWO_PI = 2.0 * math.pi
@@ -583,12 +584,14 @@ def numeric_moments(act, a, b, c, same, grad=False):
     return moments_rows(act, var, idx, idx + p, np.asarray(c, dtype=float), same, grad=grad)
 
 
-def _numeric_recursion(act, w2, b2, depth, gram, same, rows=None, grad=False):
+def _numeric_recursion(act, w2, b2, depth, gram, same, rows=None, grad=False, tables=None):
     """Layer-by-layer recursion over flat arrays of pairs with numerical expectations.
 
     ``rows`` is ``None`` for the diagonal (each pair is a row with itself: a = b = c) or a tuple
     ``(var, dvar, ia, ib)``: the variance history of the rows ``(depth+1, r)``, its tangents
-    ``(depth+1, r, 2)`` (or ``None``) and the rows of the two members of each pair. Uses the same
+    ``(depth+1, r, 2)`` (or ``None``) and the rows of the two members of each pair; ``tables`` the
+    per-layer :class:`~sklearn_ntk.backends.hermite.RowTable` of those rows (built here when
+    ``None``). Uses the same
     layer functions as the compiled drivers. Returns the history of Sigma (depth+1, p), Theta (p,),
     and with ``grad`` the tangents (depth+1, p, 2) and (p, 2).
     """
@@ -606,7 +609,8 @@ def _numeric_recursion(act, w2, b2, depth, gram, same, rows=None, grad=False):
         if rows is None:
             res = moments_rows(act, s, diag_idx, diag_idx, s, same, grad=grad)
         else:
-            res = moments_rows(act, rows[0][layer], rows[2], rows[3], s, same, grad=grad)
+            table = tables[layer] if tables is not None else row_table(act, rows[0][layer], grad)
+            res = pair_moments(act, table, rows[2], rows[3], s, same)
         t, td = res[0], res[1]
         if grad:
             ta, tb, tc, tda, tdb, tdc = res[2:]
@@ -641,32 +645,44 @@ def numeric_diag(act, w2, b2, depth, sq, grad=False):
     return res
 
 
+_PAIR_CHUNK = 1 << 18  # pairs per chunk of the numerical recursion (bounds its temporaries)
+
+
+def numeric_pairs_bytes(n, m, depth, grad=False):
+    """Memory :func:`numeric_pairs` allocates: outputs, per-layer row tables, one chunk of pairs."""
+    outputs = 8 * n * m * (6 if grad else 2)
+    tables = depth * hermite.table_bytes(n + m, grad)
+    chunk = 8 * min(n * m, _PAIR_CHUNK + n + m) * (3 * (depth + 1) + (60 if grad else 30))
+    return outputs + tables + chunk
+
+
 def numeric_pairs(act, w2, b2, depth, gram, hx, hy, sym, grad=False, dhx=None):
     """All layers for every pair with numerical expectations (layer by layer, flat over pairs).
 
     Returns ``(nngp, ntk)`` or, with ``grad`` (requires ``sym``), ``(nngp, ntk, dnngp, dntk)`` where
     the derivatives have a trailing axis ``(log sigma_b, log sigma_w)``. With ``sym`` only the
-    upper triangle is computed and the result is mirrored.
+    upper triangle is read and computed and the result is mirrored. The series coefficients of
+    each layer are computed once for all rows; the pairs are processed in chunks of rows.
     """
     n, m = gram.shape
-    if sym:
-        rows, cols = np.triu_indices(n)
-        info = (hx, dhx, rows, cols)
-    else:
-        rows, cols = np.divmod(np.arange(n * m), m)
-        info = (np.concatenate([hx, hy], axis=1), None, rows, cols + n)
-    same = rows == cols if sym else np.zeros(rows.shape[0], dtype=bool)
-    res = _numeric_recursion(act, w2, b2, depth, gram[rows, cols], same, rows=info, grad=grad)
-
-    def unflatten(flat):
-        out = np.empty((n, m) + flat.shape[1:])
-        out[rows, cols] = flat
+    var = hx if sym else np.concatenate([hx, hy], axis=1)
+    tables = [row_table(act, var[layer], grad) for layer in range(depth)]
+    outs = [np.empty((n, m)) for _ in range(2)] + [np.empty((n, m, 2)) for _ in range(2 * grad)]
+    step = max(1, _PAIR_CHUNK // m)
+    for i0 in range(0, n, step):
+        rows = np.repeat(np.arange(i0, min(n, i0 + step)), m)
+        cols = np.tile(np.arange(m), rows.shape[0] // m)
         if sym:
-            out[cols, rows] = flat
-        return out
-
-    if grad:
-        s_hist, th, ds_hist, dth = res
-        return unflatten(s_hist[-1]), unflatten(th), unflatten(ds_hist[-1]), unflatten(dth)
-    s_hist, th = res
-    return unflatten(s_hist[-1]), unflatten(th)
+            keep = cols >= rows
+            rows, cols = rows[keep], cols[keep]
+        same = rows == cols if sym else np.zeros(rows.shape[0], dtype=bool)
+        info = (var, dhx, rows, cols if sym else cols + n)
+        res = _numeric_recursion(
+            act, w2, b2, depth, gram[rows, cols], same, rows=info, grad=grad, tables=tables
+        )
+        flat = (res[0][-1], res[1]) + ((res[2][-1], res[3]) if grad else ())
+        for out, val in zip(outs, flat, strict=True):
+            out[rows, cols] = val
+            if sym:
+                out[cols, rows] = val
+    return tuple(outs)

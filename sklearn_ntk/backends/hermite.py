@@ -31,11 +31,12 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
 
-__all__ = ["coefficient_table", "moments_rows"]
+__all__ = ["RowTable", "row_table", "pair_moments", "moments_rows", "coefficient_table"]
 
 _Z_MAX = 13.0  # |h_k(z)| N(z) <= exp(-z^2/4): below 1e-18 beyond this, for every k
 _GL_ORDER = 16
@@ -350,14 +351,56 @@ _VALUE_SERIES = ((0, 0, 1.0), (1, 1, 1.0))
 _GRAD_SERIES = ((2, 0, 0.5), (0, 2, 0.5), (3, 1, 0.5), (1, 3, 0.5), (2, 2, 1.0))
 
 
-def moments_rows(act, var, ia, ib, c, same, grad=False):
-    """Gaussian expectations for pairs of rows: ``(T, Tdot)`` or the 8 values with partials.
+class RowTable(NamedTuple):
+    """Series coefficients of the distinct variances of a set of rows (see :func:`row_table`)."""
+
+    var: np.ndarray  # distinct variances
+    index: np.ndarray  # row -> position in ``var``
+    C: np.ndarray
+    nterms: np.ndarray
+    R: np.ndarray
+    M: np.ndarray
+    grad: bool
+
+    @property
+    def nbytes(self):
+        return sum(x.nbytes for x in (self.var, self.index, self.C, self.nterms, self.R, self.M))
+
+
+def row_table(act, var, grad=False):
+    """Coefficients for rows with variances ``var`` (computed once per distinct variance)."""
+    uvar, inv = np.unique(np.asarray(var, dtype=float), return_inverse=True)
+    C, nterms, R, M = coefficient_table(act, uvar, 3 if grad else 1)
+    return RowTable(uvar, inv, C, nterms, R, M, grad)
+
+
+def table_bytes(n_rows, grad=False):
+    """Upper bound of :attr:`RowTable.nbytes` for ``n_rows`` distinct variances."""
+    n_sets = 4 if grad else 2
+    return 8 * n_rows * (n_sets * (2 * _SHARP_TERMS + 1) + n_sets * n_sets + 3)
+
+
+def _spec(grad):
+    spec = _VALUE_SERIES + (_GRAD_SERIES if grad else ())
+    sets_a = np.array([s[0] for s in spec], dtype=np.int64)
+    sets_b = np.array([s[1] for s in spec], dtype=np.int64)
+    return sets_a, sets_b, np.array([s[2] for s in spec])
+
+
+def _unpack(out, grad):
+    if not grad:
+        return out[0], out[1]
+    T, Td, Ta, Tb, Tda, Tdb, Tdc = out
+    return T, Td, Ta, Tb, Td.copy(), Tda, Tdb, Tdc
+
+
+def pair_moments(act, table, ia, ib, c, same):
+    """Gaussian expectations for pairs of rows of ``table``: ``(T, Tdot)`` or the 8 partials.
 
     Parameters
     ----------
     act : Activation
-    var : ndarray (r,)
-        Variances of the rows.
+    table : RowTable
     ia, ib : ndarray of int (p,)
         The rows of the two members of each pair.
     c : ndarray (p,)
@@ -365,50 +408,50 @@ def moments_rows(act, var, ia, ib, c, same, grad=False):
     same : ndarray of bool (p,)
         Pairs of a row with itself (one-dimensional moments, exact correlation one).
     """
-    order = 3 if grad else 1
-    spec = _VALUE_SERIES + (_GRAD_SERIES if grad else ())
-    if np.all(same):  # the diagonal: one-dimensional moments only
-        M = diagonal_moments(act, np.asarray(var, dtype=float)[ia], order)
-        out = [f * M[i, j] for i, j, f in spec]
-        return (out[0], out[1]) if not grad else (*out[:2], *out[2:4], out[1].copy(), *out[4:])
-    uvar, inv = np.unique(np.asarray(var, dtype=float), return_inverse=True)
-    C, nterms, R, M = coefficient_table(act, uvar, order)
-    ia = inv[ia]
-    ib = inv[ib]
-    a, b = uvar[ia], uvar[ib]
+    sets_a, sets_b, factors = _spec(table.grad)
+    ia = table.index[ia]
+    ib = table.index[ib]
+    a, b = table.var[ia], table.var[ib]
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.sqrt(a) * np.sqrt(b)
         rho = np.where(q > 0, c / np.where(q > 0, q, 1.0), 0.0)
     rho = np.clip(rho, -1.0, 1.0)
     same = same | ((ia == ib) & (rho >= 1.0 - 1e-15))  # duplicate rows: the 1-D moments, exactly
     rho[same] = 1.0
-    sets_a = np.array([s[0] for s in spec], dtype=np.int64)
-    sets_b = np.array([s[1] for s in spec], dtype=np.int64)
-    factors = np.array([s[2] for s in spec])
-    out = np.empty((len(spec), ia.shape[0]))
+    out = np.empty((factors.shape[0], ia.shape[0]))
     ok = np.empty(ia.shape[0], dtype=np.bool_)
-    _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, factors, _TOL, out, ok)
-    # a row with itself: the one-dimensional moments, exactly
-    if same.any():
+    _series(table.C, table.R, table.nterms, ia, ib, rho, sets_a, sets_b, factors, _TOL, out, ok)
+    if same.any():  # a row with itself: the one-dimensional moments, exactly
         rows = ia[same]
-        out[:, same] = factors[:, None] * M[sets_a[:, None], sets_b[:, None], rows[None, :]]
+        out[:, same] = factors[:, None] * table.M[sets_a[:, None], sets_b[:, None], rows[None, :]]
         ok[same] = True
     bad = np.flatnonzero(~ok)
-    if bad.size:  # longer series for the rows involved
-        rows, inv_rows = np.unique(np.concatenate([ia[bad], ib[bad]]), return_inverse=True)
-        C, nterms, R, _ = coefficient_table(act, uvar[rows], order, long=True)
-        sub_out = np.empty((len(spec), bad.size))
-        sub_ok = np.empty(bad.size, dtype=np.bool_)
-        ja, jb = inv_rows[: bad.size], inv_rows[bad.size :]
-        _series(C, R, nterms, ja, jb, rho[bad], sets_a, sets_b, factors, _TOL, sub_out, sub_ok)
-        out[:, bad] = sub_out
-        bad = bad[~sub_ok]
     if bad.size:
-        out[:, bad] = factors[:, None] * _direct(
-            act, a[bad], b[bad], rho[bad], sets_a, sets_b, order
-        )
-    T, Td = out[0], out[1]
-    if not grad:
-        return T, Td
-    Ta, Tb, Tda, Tdb, Tdc = out[2:]
-    return T, Td, Ta, Tb, Td.copy(), Tda, Tdb, Tdc
+        out[:, bad] = _hard_pairs(act, table, ia[bad], ib[bad], rho[bad])
+    return _unpack(out, table.grad)
+
+
+def _hard_pairs(act, table, ia, ib, rho):
+    """Longer series for the rows involved, then the direct 2-D rule for what remains."""
+    sets_a, sets_b, factors = _spec(table.grad)
+    order = 3 if table.grad else 1
+    rows, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
+    C, nterms, R, _ = coefficient_table(act, table.var[rows], order, long=True)
+    out = np.empty((factors.shape[0], ia.shape[0]))
+    ok = np.empty(ia.shape[0], dtype=np.bool_)
+    ja, jb = inv[: ia.shape[0]], inv[ia.shape[0] :]
+    _series(C, R, nterms, ja, jb, rho, sets_a, sets_b, factors, _TOL, out, ok)
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        a, b = table.var[ia[bad]], table.var[ib[bad]]
+        out[:, bad] = factors[:, None] * _direct(act, a, b, rho[bad], sets_a, sets_b, order)
+    return out
+
+
+def moments_rows(act, var, ia, ib, c, same, grad=False):
+    """:func:`pair_moments` with the table of ``var`` (the variances of the rows) built here."""
+    if np.all(same):  # the diagonal: one-dimensional moments only
+        sets_a, sets_b, factors = _spec(grad)
+        M = diagonal_moments(act, np.asarray(var, dtype=float)[ia], 3 if grad else 1)
+        return _unpack(factors[:, None] * M[sets_a, sets_b], grad)
+    return pair_moments(act, row_table(act, var, grad), ia, ib, c, same)

@@ -181,7 +181,10 @@ class NTKKernel(Kernel):
                 )
         Yv = X if sym else Y
         n, m = X.shape[0], Yv.shape[0]
-        check_memory(2 * 8 * n * m, f"NTKKernel on {n} x {m} inputs")
+        need = 2 * 8 * n * m
+        if act._code is None:
+            need = rec.numeric_pairs_bytes(n, m, int(self.depth))
+        check_memory(need, f"NTKKernel on {n} x {m} inputs")
         hx = self._histories(act, w2, b2, X)[0]
         hy = hx if sym else self._histories(act, w2, b2, Yv)[0]
         gram = rec.gram_matrix(X, None if sym else Yv)
@@ -240,7 +243,10 @@ class NTKKernel(Kernel):
         act, w2, b2 = self._resolved()
         X = check_kernel_input(X, "X")
         n = X.shape[0]
-        check_memory(4 * 8 * n * n, f"NTKKernel gradient on {n} inputs")
+        need = 4 * 8 * n * n
+        if act._code is None:
+            need = rec.numeric_pairs_bytes(n, n, int(self.depth), grad=True)
+        check_memory(need, f"NTKKernel gradient on {n} inputs")
         hx, dhx, _, _ = self._histories(act, w2, b2, X, grad=True)
         gram = rec.gram_matrix(X)
         want_ntk = self.kind == "ntk"
