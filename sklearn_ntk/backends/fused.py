@@ -475,6 +475,42 @@ def _pairs_values(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_
 
 
 @_jit
+def _row_single(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk):
+    """One row of :func:`_pairs_single`: the state lives in row scratch, the result overwrites it."""
+    m = gram.shape[1]
+    j0 = i if sym else 0
+    s_row = np.empty(m)
+    t_row = np.empty(m)
+    for j in range(j0, m):
+        s = hx[0, i] if sym and i == j else _input_dense(gram[i, j], w2, b2)[0]
+        s_row[j] = s
+        t_row[j] = s
+    for layer in range(depth):
+        a = hx[layer, i]
+        for j in range(j0, m):
+            t, td = _moments(code, p0, p1, a, hy[layer, j], s_row[j], sym and i == j)
+            s_row[j], t_row[j] = _dense(t, td, t_row[j], w2, b2)
+    for j in range(j0, m):
+        gram[i, j] = t_row[j] if want_ntk else s_row[j]
+
+
+@_pjit
+def _pairs_single(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk):
+    """:func:`_pairs_values` for one output (NTK or NNGP), written over ``gram`` in place:
+    one n x m array in all (half the memory of both outputs)."""
+    n = gram.shape[0]
+    if sym:
+        for task in numba.prange((n + 1) // 2):
+            _row_single(task, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk)
+            other = n - 1 - task
+            if other != task:
+                _row_single(other, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk)
+    else:
+        for i in numba.prange(n):
+            _row_single(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk)
+
+
+@_jit
 def _row_grad(i, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out):
     """One row (j >= i) of :func:`_pairs_grad`."""
     n = gram.shape[0]

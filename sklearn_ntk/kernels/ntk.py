@@ -168,8 +168,12 @@ class NTKKernel(Kernel):
                 _refuse_overflow(X, act, "its gradient" if grad else "the kernel")
         return out
 
-    def _pairs(self, X, Y):
-        """Validated (nngp, ntk) for all pairs; ``Y is None`` means the symmetric k(X)."""
+    def _pairs(self, X, Y, only=None):
+        """Validated (nngp, ntk) for all pairs; ``Y is None`` means the symmetric k(X).
+
+        With ``only`` ("ntk" or "nngp") just that array is returned (closed forms then hold a
+        single n x m array in memory).
+        """
         act, w2, b2 = self._resolved()
         X = check_kernel_input(X, "X")
         sym = Y is None
@@ -181,13 +185,21 @@ class NTKKernel(Kernel):
                 )
         Yv = X if sym else Y
         n, m = X.shape[0], Yv.shape[0]
-        need = 2 * 8 * n * m
+        need = (1 if only else 2) * 8 * n * m
         if act._code is None:
             need = rec.numeric_pairs_bytes(n, m, int(self.depth))
         check_memory(need, f"NTKKernel on {n} x {m} inputs")
         hx = self._histories(act, w2, b2, X)[0]
         hy = hx if sym else self._histories(act, w2, b2, Yv)[0]
         gram = rec.gram_matrix(X, None if sym else Yv)
+        if act._code is not None and only:
+            p0, p1 = act._code_params()
+            rec._pairs_single(
+                act._code, p0, p1, w2, b2, int(self.depth), gram, hx, hy, sym, only == "ntk"
+            )
+            if sym:
+                rec._mirror(gram)
+            return gram
         if act._code is not None:
             p0, p1 = act._code_params()
             ntk = np.empty((n, m))
@@ -199,7 +211,10 @@ class NTKKernel(Kernel):
                 rec._mirror(gram)
                 rec._mirror(ntk)
             return gram, ntk
-        return rec.numeric_pairs(act, w2, b2, int(self.depth), gram, hx, hy, sym)
+        nngp, ntk = rec.numeric_pairs(act, w2, b2, int(self.depth), gram, hx, hy, sym)
+        if only:
+            return ntk if only == "ntk" else nngp
+        return nngp, ntk
 
     def ntk_and_nngp(self, X, Y=None):
         """Return ``(ntk, nngp)`` for all pairs of rows of ``X`` and ``Y`` in one pass.
@@ -236,8 +251,7 @@ class NTKKernel(Kernel):
         K_gradient : ndarray of shape (n_samples_X, n_samples_X, n_dims), optional
         """
         if not eval_gradient:
-            nngp, ntk = self._pairs(X, Y)
-            return ntk if self.kind == "ntk" else nngp
+            return self._pairs(X, Y, only=self.kind)
         if Y is not None:
             raise ValueError("Gradient can only be evaluated when Y is None.")
         act, w2, b2 = self._resolved()
