@@ -4,7 +4,8 @@ against a converged reference, side by side in one run, with neural-tangents'
 
 Time: ``NTKKernel(depth, activation)(X)`` best of ``--repeat``, as a ratio to ReLU's on the same X
 (the target is <= 5x). neural-tangents is timed in its own interpreter (jit-compiled, warm) on the
-same X, also as a ratio to its own ReLU kernel.
+same X, also as a ratio to its own ReLU kernel (n <= 300 only: its ElementwiseNumerical holds
+n^2 x deg^2 values, ~8 GB at n = 1000).
 
 Accuracy (error relative to the Cauchy-Schwarz scale sqrt(k(x,x) k(y,y)) of each entry, max over
 entries; the target is <= 1e-8), on rows with norms 1e-3 .. 1e4, weight_std 1 and 20, depth 1..5:
@@ -161,6 +162,8 @@ def timing(args, nt):
     arrays, jobs = {}, []
     for n, depth, d in sizes:
         arrays[f"X{n}"] = rng.standard_normal((n, d))
+        if n > 300:  # ElementwiseNumerical holds n^2 x deg^2 values: ~8 GB at n = 1000
+            continue
         for a in ["relu", "tanh", "sigmoid", "silu"]:
             jobs.append(dict(X=f"X{n}", act=a, depth=depth, w=1.0, b=0.1, key=f"{n}-{a}"))
     nt_res = run_nt(nt, arrays, jobs, args.repeat) if nt else {}

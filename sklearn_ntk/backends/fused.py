@@ -9,7 +9,7 @@ compiled for scalars inside the fused drivers and for arrays in the numerical dr
   :math:`\\Theta^1 = \\Sigma^1`;
 * :func:`_moments` -- one scalar closed form per activation giving
   :math:`(\\mathcal{T}, \\dot{\\mathcal{T}})` of the current state, or :func:`numeric_moments`
-  (Gaussian quadrature, for everything else);
+  (Hermite series per pair, :mod:`sklearn_ntk.backends.hermite`, for everything else);
 * :func:`_dense` -- the Dense update :math:`\\Sigma' = \\sigma_w^2\\mathcal{T} + \\sigma_b^2`,
   :math:`\\Theta' = \\Sigma' + \\sigma_w^2\\dot{\\mathcal{T}}\\,\\Theta`
   (:func:`_dense_tangent` for its forward-mode derivative).

@@ -53,7 +53,7 @@ class NTKKernel(Kernel):
     activation : str, Activation or callable, default="relu"
         ``"relu"``, ``"leaky_relu"``, ``"abs"``, ``"erf"``, ``"gelu"``, ``"sin"``, ``"identity"``,
         ``"sign"`` (closed forms), ``"tanh"``, ``"sigmoid"``, ``"silu"`` (numerical Gaussian
-        expectations, ~1e-9 relative), an :class:`~sklearn_ntk.activations.Activation` such as
+        expectations by Hermite series, ~1e-10 relative at any input scale), an :class:`~sklearn_ntk.activations.Activation` such as
         ``LeakyReLU(0.1)``, or a plain elementwise callable.
     weight_std : float, default=1.0
         :math:`\sigma_w > 0`, a hyperparameter.
