@@ -627,7 +627,7 @@ def _numeric_recursion(act, w2, b2, depth, gram, same, rows=None, grad=False, ta
     ``(var, dvar, ia, ib)``: the variance history of the rows ``(depth+1, r)``, its tangents
     ``(depth+1, r, 2)`` (or ``None``) and the rows of the two members of each pair; ``tables`` the
     per-layer :class:`~sklearn_ntk.backends.hermite.RowTable` of those rows (built here when
-    ``None``). Uses the same
+    ``None``; for the diagonal, a list to be filled with the tables of its rows). Uses the same
     layer functions as the compiled drivers. Returns the history of Sigma (depth+1, p), Theta (p,),
     and with ``grad`` the tangents (depth+1, p, 2) and (p, 2).
     """
@@ -642,7 +642,10 @@ def _numeric_recursion(act, w2, b2, depth, gram, same, rows=None, grad=False, ta
     out_s, out_ds = [s], [ds]
     diag_idx = np.arange(s.shape[0])
     for layer in range(depth):
-        if rows is None:
+        if rows is None and tables is not None:  # the diagonal, keeping each layer's row table
+            tables.append(row_table(act, s, grad))
+            res = pair_moments(act, tables[-1], diag_idx, diag_idx, s, same)
+        elif rows is None:
             res = moments_rows(act, s, diag_idx, diag_idx, s, same, grad=grad)
         else:
             table = tables[layer] if tables is not None else row_table(act, rows[0][layer], grad)
@@ -671,10 +674,14 @@ def _numeric_recursion(act, w2, b2, depth, gram, same, rows=None, grad=False, ta
     return np.stack(out_s), th
 
 
-def numeric_diag(act, w2, b2, depth, sq, grad=False):
-    """Per-row recursion with numerical expectations; same outputs as ``_diag_values``/``_diag_grad``."""
+def numeric_diag(act, w2, b2, depth, sq, grad=False, tables=None):
+    """Per-row recursion with numerical expectations; same outputs as ``_diag_values``/``_diag_grad``.
+
+    ``tables``: an empty list to receive each layer's row table (the series coefficients the
+    pairs of these rows need), or ``None`` (only the one-dimensional moments are computed).
+    """
     same = np.ones(sq.shape[0], dtype=bool)
-    res = _numeric_recursion(act, w2, b2, depth, sq, same, grad=grad)
+    res = _numeric_recursion(act, w2, b2, depth, sq, same, grad=grad, tables=tables)
     if grad:
         hist, th, dhist, dth = res
         return hist, dhist, th, dth
@@ -692,17 +699,19 @@ def numeric_pairs_bytes(n, m, depth, grad=False):
     return outputs + tables + chunk
 
 
-def numeric_pairs(act, w2, b2, depth, gram, hx, hy, sym, grad=False, dhx=None):
+def numeric_pairs(act, w2, b2, depth, gram, hx, hy, sym, grad=False, dhx=None, tables=None):
     """All layers for every pair with numerical expectations (layer by layer, flat over pairs).
 
     Returns ``(nngp, ntk)`` or, with ``grad`` (requires ``sym``), ``(nngp, ntk, dnngp, dntk)`` where
     the derivatives have a trailing axis ``(log sigma_b, log sigma_w)``. With ``sym`` only the
     upper triangle is read and computed and the result is mirrored. The series coefficients of
-    each layer are computed once for all rows; the pairs are processed in chunks of rows.
+    each layer are computed once for all rows (or taken from ``tables``, those of
+    :func:`numeric_diag` on the same rows, when ``sym``); the pairs are processed in chunks of rows.
     """
     n, m = gram.shape
     var = hx if sym else np.concatenate([hx, hy], axis=1)
-    tables = [row_table(act, var[layer], grad) for layer in range(depth)]
+    if not (sym and tables):
+        tables = [row_table(act, var[layer], grad) for layer in range(depth)]
     outs = [np.empty((n, m)) for _ in range(2)] + [np.empty((n, m, 2)) for _ in range(2 * grad)]
     step = max(1, _PAIR_CHUNK // m)
     for i0 in range(0, n, step):

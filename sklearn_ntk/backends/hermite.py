@@ -107,12 +107,21 @@ def _hermite(z, K):
     return H
 
 
-@functools.lru_cache(maxsize=16)
 def _weighted_hermite(group, K, width=None):
+    """``h_k(z_q) w_q`` for the rule of ``group`` (the common sizes are kept, a few MB each)."""
+    if K > _SHARP_TERMS:
+        return _hermite_matrix(group, K, width)
+    return _cached_hermite_matrix(group, K, width)
+
+
+def _hermite_matrix(group, K, width):
     z, w = _scale_rule(group, width)
     Hw = _hermite(z, K) * w[:, None]
     Hw.setflags(write=False)
     return Hw
+
+
+_cached_hermite_matrix = functools.lru_cache(maxsize=8)(_hermite_matrix)
 
 
 @functools.lru_cache(maxsize=1)
@@ -411,6 +420,10 @@ def pair_moments(act, table, ia, ib, c, same):
     sets_a, sets_b, factors = _spec(table.grad)
     ia = table.index[ia]
     ib = table.index[ib]
+    if np.all(same):
+        return _unpack(
+            factors[:, None] * table.M[sets_a[:, None], sets_b[:, None], ia[None, :]], table.grad
+        )
     a, b = table.var[ia], table.var[ib]
     with np.errstate(divide="ignore", invalid="ignore"):
         q = np.sqrt(a) * np.sqrt(b)

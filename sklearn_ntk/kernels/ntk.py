@@ -152,8 +152,11 @@ class NTKKernel(Kernel):
         return [not self.hyperparameter_bias_std.fixed, not self.hyperparameter_weight_std.fixed]
 
     # ------------------------------------------------------------------ evaluation
-    def _histories(self, act, w2, b2, X, grad=False):
-        """Per-row variances of every layer (and the diagonal NTK); refuses what overflows."""
+    def _histories(self, act, w2, b2, X, grad=False, tables=None):
+        """Per-row variances of every layer (and the diagonal NTK); refuses what overflows.
+
+        ``tables``: a list that receives the numerical activations' per-layer row tables.
+        """
         sq = rec.row_sq_norms(X)
         if act._code is not None:
             p0, p1 = act._code_params()
@@ -162,7 +165,7 @@ class NTKKernel(Kernel):
             else:
                 out = rec._diag_values(act._code, p0, p1, w2, b2, int(self.depth), sq)
         else:
-            out = rec.numeric_diag(act, w2, b2, int(self.depth), sq, grad=grad)
+            out = rec.numeric_diag(act, w2, b2, int(self.depth), sq, grad=grad, tables=tables)
         for arr in out:
             if not np.all(np.isfinite(arr)):
                 _refuse_overflow(X, act, "its gradient" if grad else "the kernel")
@@ -189,7 +192,8 @@ class NTKKernel(Kernel):
         if act._code is None:
             need = rec.numeric_pairs_bytes(n, m, int(self.depth))
         check_memory(need, f"NTKKernel on {n} x {m} inputs")
-        hx = self._histories(act, w2, b2, X)[0]
+        tables = [] if sym and act._code is None else None
+        hx = self._histories(act, w2, b2, X, tables=tables)[0]
         hy = hx if sym else self._histories(act, w2, b2, Yv)[0]
         gram = rec.gram_matrix(X, None if sym else Yv)
         if act._code is not None and only:
@@ -211,7 +215,9 @@ class NTKKernel(Kernel):
                 rec._mirror(gram)
                 rec._mirror(ntk)
             return gram, ntk
-        nngp, ntk = rec.numeric_pairs(act, w2, b2, int(self.depth), gram, hx, hy, sym)
+        nngp, ntk = rec.numeric_pairs(
+            act, w2, b2, int(self.depth), gram, hx, hy, sym, tables=tables
+        )
         if only:
             return ntk if only == "ntk" else nngp
         return nngp, ntk
@@ -261,7 +267,8 @@ class NTKKernel(Kernel):
         if act._code is None:
             need = rec.numeric_pairs_bytes(n, n, int(self.depth), grad=True)
         check_memory(need, f"NTKKernel gradient on {n} inputs")
-        hx, dhx, _, _ = self._histories(act, w2, b2, X, grad=True)
+        tables = [] if act._code is None else None
+        hx, dhx, _, _ = self._histories(act, w2, b2, X, grad=True, tables=tables)
         gram = rec.gram_matrix(X)
         want_ntk = self.kind == "ntk"
         if act._code is not None:
@@ -275,7 +282,7 @@ class NTKKernel(Kernel):
             rec._mirror3(dK)
         else:
             nngp, ntk, dnngp, dntk = rec.numeric_pairs(
-                act, w2, b2, int(self.depth), gram, hx, hx, True, grad=True, dhx=dhx
+                act, w2, b2, int(self.depth), gram, hx, hx, True, grad=True, dhx=dhx, tables=tables
             )
             K, dK = (ntk, dntk) if want_ntk else (nngp, dnngp)
         if not (np.all(np.isfinite(K)) and np.all(np.isfinite(dK))):
