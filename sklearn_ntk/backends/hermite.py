@@ -161,6 +161,8 @@ def _evaluate(act, x, order):
         out = list(act.derivatives(x, order))
     for k, f in enumerate(out):
         f = np.asarray(f, dtype=float)
+        if f.ndim == 0 and k > 0:  # a constant derivative (of a linear piece)
+            f = np.full(x.shape, float(f))
         if f.shape != x.shape:
             raise ValueError(
                 f"activation {act!r} returned an array of shape {f.shape} for input of shape "
