@@ -9,7 +9,7 @@ compiled for scalars inside the fused drivers and for arrays in the numerical dr
   :math:`\\Theta^1 = \\Sigma^1`;
 * :func:`_moments` -- one scalar closed form per activation giving
   :math:`(\\mathcal{T}, \\dot{\\mathcal{T}})` of the current state, or :func:`numeric_moments`
-  (Gaussian quadrature, for everything else);
+  (Hermite series per pair, :mod:`sklearn_ntk.backends.hermite`, for everything else);
 * :func:`_dense` -- the Dense update :math:`\\Sigma' = \\sigma_w^2\\mathcal{T} + \\sigma_b^2`,
   :math:`\\Theta' = \\Sigma' + \\sigma_w^2\\dot{\\mathcal{T}}\\,\\Theta`
   (:func:`_dense_tangent` for its forward-mode derivative).
@@ -43,12 +43,75 @@ from ..activations import (
     CODE_SIGN,
     CODE_SIN,
 )
+from . import hermite
+from .hermite import moments_rows, pair_moments, row_table
 
 _PI = math.pi
 _TWO_PI = 2.0 * math.pi
 _RHO_SNAP = 1e-14
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
+
+
+# --------------------------------------------------------------------------------------------------
+# inputs of the first layer: |x|^2 / d and the Gram matrix X Y^T / d, blocked and overflow-safe
+# --------------------------------------------------------------------------------------------------
+_GRAM_BLOCK_BYTES = 1 << 26  # temporaries of one block of Gram rows (64 MiB)
+_SCALE_ABOVE = 2.0**256  # inputs with larger entries are scaled by a power of two (exact)
+
+
+def _power_of_two_scale(X):
+    """Exponent e such that ``X * 2**-e`` has entries below 1 (0 when no scaling is needed)."""
+    big = float(np.max(np.abs(X))) if X.size else 0.0
+    if big < _SCALE_ABOVE:
+        return 0
+    return math.frexp(big)[1]
+
+
+def row_sq_norms(X):
+    """``|x|^2 / d`` for every row, without intermediate overflow (inf where the value is)."""
+    e = _power_of_two_scale(X)
+    Xs = np.ldexp(X, -e) if e else X
+    sq = np.einsum("ij,ij->i", Xs, Xs) / X.shape[1]
+    if not e:
+        return sq
+    with np.errstate(over="ignore"):  # inf where |x|^2/d is not representable; the caller refuses
+        return np.ldexp(sq, 2 * e)
+
+
+def gram_matrix(X, Y=None, out=None, block_bytes=_GRAM_BLOCK_BYTES):
+    """``X @ Y.T / d`` computed in blocks of rows (``Y is None``: only the upper triangle j >= i).
+
+    Blocks bound the temporaries and keep every product a general matrix product: numpy's
+    symmetric ``X @ X.T`` (BLAS syrk) path crashes the interpreter for large n (numpy issue 19685).
+    Inputs with entries beyond ``2**256`` are scaled by a power of two, so that the products
+    overflow only where the result itself does. With ``Y is None`` the strictly lower triangle of
+    the result is left unset.
+    """
+    sym = Y is None
+    n, d = X.shape
+    ex = _power_of_two_scale(X)
+    Xs = np.ldexp(X, -ex) if ex else X
+    if sym:
+        ey = ex
+        Yt = Xs.T.copy()  # a separate buffer: never the syrk path
+    else:
+        ey = _power_of_two_scale(Y)
+        Yt = (np.ldexp(Y, -ey) if ey else Y).T
+    m = Yt.shape[1]
+    if out is None:
+        out = np.empty((n, m))
+    step = max(1, min(n, block_bytes // (8 * max(m, 1))))
+    for i0 in range(0, n, step):
+        i1 = min(n, i0 + step)
+        j0 = i0 if sym else 0
+        block = out[i0:i1, j0:]
+        np.matmul(Xs[i0:i1], Yt[:, j0:], out=block)
+        block /= d
+        if ex + ey:
+            with np.errstate(over="ignore"):
+                block[...] = np.ldexp(block, ex + ey)
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -72,6 +135,17 @@ def _angle(a, b, c, same):
     return q, rho, math.acos(rho), math.sqrt((1.0 - rho) * (1.0 + rho))
 
 
+_HUGE = 2.0**128  # variances beyond this are handled by an exact power-of-two rescaling
+
+
+@_jit
+def _unit_scale(x):
+    """A power of two ``s`` with ``x * s`` of order one when ``x > _HUGE``, else 1.0 (exact)."""
+    if x > _HUGE:
+        return math.ldexp(1.0, -math.frexp(x)[1])
+    return 1.0
+
+
 @_jit
 def _gelu_values(a, b, c):
     """GELU moments, written without cancellation (all terms positive when c >= 0).
@@ -80,13 +154,19 @@ def _gelu_values(a, b, c):
     T = c/4 + c asin(c/sqrt(AB))/(2 pi) + (ab det + c^2) / (2 pi AB sqrt(det)),
     Tdot = dT/dc = 1/4 + asin(c/sqrt(AB))/(2 pi) + c (3 + a + b)/(2 pi AB sqrt(det))
            + c^3 / (2 pi AB det^{3/2}).
+    Huge variances are rescaled by a power of two ``s`` (identical numbers when ``s = 1``), so
+    the result overflows only where it is not representable.
     """
-    aa = 1.0 + a
-    bb = 1.0 + b
+    s = _unit_scale(max(a, b))
+    a = a * s
+    b = b * s
+    c = c * s
+    aa = s + a
+    bb = s + b
     ab_c2 = a * b - c * c
     if ab_c2 < 0.0:
         ab_c2 = 0.0
-    det = 1.0 + a + b + ab_c2
+    det = s * s + s * (a + b) + ab_c2 if s != 1.0 else 1.0 + a + b + ab_c2
     rdet = math.sqrt(det)
     prod = aa * bb
     rho_w = c / math.sqrt(prod)
@@ -95,13 +175,18 @@ def _gelu_values(a, b, c):
     elif rho_w < -1.0:
         rho_w = -1.0
     asn = math.asin(rho_w) / _TWO_PI
-    t = 0.25 * c + c * asn + (a * b * det + c * c) / (_TWO_PI * prod * rdet)
-    td = (
-        0.25
-        + asn
-        + c * (3.0 + a + b) / (_TWO_PI * prod * rdet)
-        + c * c * c / (_TWO_PI * prod * det * rdet)
-    )
+    if s == 1.0:
+        t = 0.25 * c + c * asn + (a * b * det + c * c) / (_TWO_PI * prod * rdet)
+        td = (
+            0.25
+            + asn
+            + c * (3.0 + a + b) / (_TWO_PI * prod * rdet)
+            + c * c * c / (_TWO_PI * prod * det * rdet)
+        )
+        return t, td
+    q = s / rdet  # the same terms with every factor of s placed where nothing under/overflows
+    t = (0.25 * c + c * asn) / s + (a * b * (rdet / s) + c * c * q) / (_TWO_PI * prod)
+    td = 0.25 + asn + c * q * ((3.0 * s + a + b) + c * c * (s / det)) / (_TWO_PI * prod)
     return t, td
 
 
@@ -160,6 +245,23 @@ def _gelu_grad(a, b, c):
 
 
 @_jit
+def _erf_terms(a, b, c, same):
+    """(s, (1+2a)(1+2b) s^2, ((1+2a)(1+2b) - 4c^2) s^2) for erf, with the power of two ``s``
+    of :func:`_unit_scale` (1.0 unless the variances are huge; then nothing overflows)."""
+    s = _unit_scale(max(a, b))
+    a = a * s
+    b = b * s
+    c = c * s
+    ab_c2 = a * b - c * c
+    if ab_c2 < 0.0 or same:
+        ab_c2 = 0.0
+    if s == 1.0:
+        return 1.0, (1.0 + 2.0 * a) * (1.0 + 2.0 * b), 1.0 + 2.0 * a + 2.0 * b + 4.0 * ab_c2
+    d = (s + 2.0 * a) * (s + 2.0 * b)
+    return s, d, s * s + 2.0 * s * (a + b) + 4.0 * ab_c2
+
+
+@_jit
 def _moments(code, p0, p1, a, b, c, same):
     """(T, Tdot) of activation ``code`` with parameters ``(p0, p1)`` at the state ``(a, b, c)``."""
     if code == CODE_AB_RELU:
@@ -172,17 +274,13 @@ def _moments(code, p0, p1, a, b, c, same):
     if code == CODE_IDENTITY:
         return c, 1.0
     if code == CODE_ERF:
-        d = (1.0 + 2.0 * a) * (1.0 + 2.0 * b)
-        ab_c2 = a * b - c * c
-        if ab_c2 < 0.0 or same:
-            ab_c2 = 0.0
-        g = 1.0 + 2.0 * a + 2.0 * b + 4.0 * ab_c2
-        r = 2.0 * c / math.sqrt(d)
+        s, d, g = _erf_terms(a, b, c, same)
+        r = 2.0 * c * s / math.sqrt(d)
         if r > 1.0:
             r = 1.0
         elif r < -1.0:
             r = -1.0
-        return 2.0 / _PI * math.asin(r), 4.0 / _PI / math.sqrt(g)
+        return 2.0 / _PI * math.asin(r), 4.0 / _PI * s / math.sqrt(g)
     if code == CODE_SIGN:
         if a <= 0.0 or b <= 0.0:
             return 0.0, 0.0
@@ -218,25 +316,22 @@ def _moments_grad(code, p0, p1, a, b, c, same):
     if code == CODE_IDENTITY:
         return t, td, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0
     if code == CODE_ERF:
-        pa = 1.0 + 2.0 * a
-        pb = 1.0 + 2.0 * b
-        d = pa * pb
-        ab_c2 = a * b - c * c
-        if ab_c2 < 0.0 or same:
-            ab_c2 = 0.0
-        g = 1.0 + 2.0 * a + 2.0 * b + 4.0 * ab_c2
+        s, d, g = _erf_terms(a, b, c, same)
+        pa = s + 2.0 * a * s
+        pb = s + 2.0 * b * s
         rg = math.sqrt(g)
         f = 4.0 / _PI
         g32 = g * rg
+        cs = c * s * s
         return (
             t,
             td,
-            -f * c * pb / (d * rg),
-            -f * c * pa / (d * rg),
+            -f * cs * pb / (d * rg),
+            -f * cs * pa / (d * rg),
             td,
-            -f * pb / g32,
-            -f * pa / g32,
-            f * 4.0 * c / g32,
+            -f * pb * s * s / g32,
+            -f * pa * s * s / g32,
+            f * 4.0 * cs * s / g32,
         )
     if code == CODE_SIGN:
         if a <= 0.0 or b <= 0.0:
@@ -380,6 +475,42 @@ def _pairs_values(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_
 
 
 @_jit
+def _row_single(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk):
+    """One row of :func:`_pairs_single`: the state lives in row scratch, the result overwrites it."""
+    m = gram.shape[1]
+    j0 = i if sym else 0
+    s_row = np.empty(m)
+    t_row = np.empty(m)
+    for j in range(j0, m):
+        s = hx[0, i] if sym and i == j else _input_dense(gram[i, j], w2, b2)[0]
+        s_row[j] = s
+        t_row[j] = s
+    for layer in range(depth):
+        a = hx[layer, i]
+        for j in range(j0, m):
+            t, td = _moments(code, p0, p1, a, hy[layer, j], s_row[j], sym and i == j)
+            s_row[j], t_row[j] = _dense(t, td, t_row[j], w2, b2)
+    for j in range(j0, m):
+        gram[i, j] = t_row[j] if want_ntk else s_row[j]
+
+
+@_pjit
+def _pairs_single(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk):
+    """:func:`_pairs_values` for one output (NTK or NNGP), written over ``gram`` in place:
+    one n x m array in all (half the memory of both outputs)."""
+    n = gram.shape[0]
+    if sym:
+        for task in numba.prange((n + 1) // 2):
+            _row_single(task, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk)
+            other = n - 1 - task
+            if other != task:
+                _row_single(other, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk)
+    else:
+        for i in numba.prange(n):
+            _row_single(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk)
+
+
+@_jit
 def _row_grad(i, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out):
     """One row (j >= i) of :func:`_pairs_grad`."""
     n = gram.shape[0]
@@ -448,34 +579,10 @@ def _mirror3(a):
 
 
 # --------------------------------------------------------------------------------------------------
-# numerical Gaussian expectations (tanh, sigmoid, SiLU, user callables; GELU's partials)
+# numerical Gaussian expectations (tanh, sigmoid, SiLU, user callables): Hermite series per pair
 # --------------------------------------------------------------------------------------------------
-_Z_MAX = 8.5  # standard-normal mass beyond this is < 1e-16
-_H_SCALE = (
-    0.25  # trapezoid step = _H_SCALE / max(1, std); ~1e-10 relative for tanh and its derivatives
-)
-_MAX_NODES = 1201
-_CHUNK = 1 << 22  # evaluation points per chunk (bounds temporary memory to ~ 200 MB)
-
-
-def _nodes(max_var):
-    """Trapezoid nodes and weights for E[f(z)], z ~ N(0, 1), resolving features of width 1/std.
-
-    The number of nodes is capped at ``_MAX_NODES`` (reached for variances above ~ 300, where
-    saturating activations are nearly step functions and the accuracy degrades gracefully).
-    """
-    h = _H_SCALE / max(1.0, math.sqrt(max(max_var, 0.0)))
-    h = max(h, 2.0 * _Z_MAX / _MAX_NODES)
-    half = np.arange(0.0, _Z_MAX + h, h)
-    z = np.concatenate([-half[:0:-1], half])
-    w = h * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
-    keep = w > 1e-18 * w.max()
-    z, w = z[keep], w[keep]
-    return z, w / w.sum()
-
-
 def numeric_moments(act, a, b, c, same, grad=False):
-    """Gaussian expectations of an activation by the trapezoidal rule, for flat arrays of pairs.
+    """Gaussian expectations of an activation for flat arrays of pairs (Hermite/Mehler series).
 
     Parameters
     ----------
@@ -488,113 +595,68 @@ def numeric_moments(act, a, b, c, same, grad=False):
     grad : bool
         Also return the partial derivatives, via Price's theorem:
         :math:`\\partial_c\\mathcal{T} = \\dot{\\mathcal{T}}`,
-        :math:`\\partial_a\\mathcal{T} = \\tfrac12\\mathbb{E}[\\phi''(u)\\phi(v)]`,
-        :math:`\\partial_c\\dot{\\mathcal{T}} = \\mathbb{E}[\\phi''(u)\\phi''(v)]`,
-        :math:`\\partial_a\\dot{\\mathcal{T}} = \\tfrac12\\mathbb{E}[\\phi'''(u)\\phi'(v)]`.
+        :math:`\\partial_a\\mathcal{T} = \\tfrac12\\mathbb{E}[\\phi^{(2)}(u)\\phi(v)]`,
+        :math:`\\partial_c\\dot{\\mathcal{T}} = \\mathbb{E}[\\phi^{(2)}(u)\\phi^{(2)}(v)]`,
+        :math:`\\partial_a\\dot{\\mathcal{T}} = \\tfrac12\\mathbb{E}[\\phi^{(3)}(u)\\phi'(v)]`.
 
     Returns
     -------
     tuple of ndarray
         ``(T, Tdot)`` or ``(T, Tdot, Ta, Tb, Tc, Tda, Tdb, Tdc)``.
+
+    Notes
+    -----
+    The series coefficients are computed once per distinct variance (see
+    :mod:`sklearn_ntk.backends.hermite`); when the pairs come from the rows of a kernel matrix,
+    :func:`~sklearn_ntk.backends.hermite.moments_rows` takes the rows directly.
     """
+    a = np.asarray(a, dtype=float)
     p = a.shape[0]
-    n_out = 8 if grad else 2
     if p == 0:
-        return tuple(np.empty(0) for _ in range(n_out))
-    # pairs are grouped by the scale they need (a power of 4 in variance), so that one pair with a
-    # huge variance does not make every other pair use its fine grid
-    scale = np.floor(np.log2(np.maximum(np.maximum(a, b), 1.0)) / 2.0)
-    groups = np.unique(scale)
-    if groups.size == 1:
-        return _numeric_moments_group(act, a, b, c, same, grad)
-    out = [np.empty(p) for _ in range(n_out)]
-    for g in groups:
-        idx = np.flatnonzero(scale == g)
-        res = _numeric_moments_group(act, a[idx], b[idx], c[idx], same[idx], grad)
-        for o, r in zip(out, res, strict=True):
-            o[idx] = r
-    return tuple(out)
+        return tuple(np.empty(0) for _ in range(8 if grad else 2))
+    var = np.concatenate([a, np.asarray(b, dtype=float)])
+    idx = np.arange(p)
+    same = np.asarray(same, dtype=bool)
+    return moments_rows(act, var, idx, idx + p, np.asarray(c, dtype=float), same, grad=grad)
 
 
-def _numeric_moments_group(act, a, b, c, same, grad):
-    p = a.shape[0]
-    order = 3 if grad else 1
-    n_out = 8 if grad else 2
-    out = [np.empty(p) for _ in range(n_out)]
-    z, w = _nodes(float(max(a.max(), b.max())))
-    nz = z.shape[0]
-    sa = np.sqrt(np.maximum(a, 0.0))
-    sb = np.sqrt(np.maximum(b, 0.0))
-    denom = sa * sb
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rho = np.where(denom > 0, c / np.where(denom > 0, denom, 1.0), 0.0)
-    rho = np.clip(rho, -1.0, 1.0)
-    rho[same] = 1.0
-    s = np.sqrt((1.0 - rho) * (1.0 + rho))
-    if same.all():  # one-dimensional rule: u == v
-        u = sa[:, None] * z[None, :]
-        f = act.derivatives(u, order)
-
-        def quad1(i, j):
-            return (f[i] * f[j]) @ w
-
-        out[0][:] = quad1(0, 0)
-        out[1][:] = quad1(1, 1)
-        if grad:
-            out[2][:] = out[3][:] = 0.5 * quad1(2, 0)
-            out[4][:] = out[1]
-            out[5][:] = out[6][:] = 0.5 * quad1(3, 1)
-            out[7][:] = quad1(2, 2)
-        return tuple(out)
-    step = max(1, _CHUNK // (nz * nz))
-    for start in range(0, p, step):
-        sl = slice(start, min(p, start + step))
-        u = sa[sl, None] * z[None, :]  # (q, nz)
-        fu = act.derivatives(u, order)
-        v = sb[sl, None, None] * (rho[sl, None, None] * z[None, :, None] + s[sl, None, None] * z)
-        gv = act.derivatives(v, order)  # each (q, nz, nz)
-        # inner sums over z2 first: G_k[q, i] = sum_l w_l g_k(v[q, i, l])
-        gsum = [g @ w for g in gv]
-
-        def quad(i, j, fu=fu, gsum=gsum):
-            return (fu[i] * gsum[j]) @ w
-
-        out[0][sl] = quad(0, 0)
-        out[1][sl] = quad(1, 1)
-        if grad:
-            out[2][sl] = 0.5 * quad(2, 0)
-            out[3][sl] = 0.5 * quad(0, 2)
-            out[4][sl] = out[1][sl]
-            out[5][sl] = 0.5 * quad(3, 1)
-            out[6][sl] = 0.5 * quad(1, 3)
-            out[7][sl] = quad(2, 2)
-    return tuple(out)
-
-
-def _numeric_recursion(act, w2, b2, depth, gram, same, hist=None, grad=False):
+def _numeric_recursion(act, w2, b2, depth, gram, same, rows=None, grad=False, tables=None):
     """Layer-by-layer recursion over flat arrays of pairs with numerical expectations.
 
-    ``hist`` is ``None`` for the diagonal (the pair is a row with itself: a = b = c) or a tuple
-    ``(ha, hb, dha, dhb)`` with the variance histories (and their tangents) of the two members of
-    each pair. Uses the same layer functions as the compiled drivers. Returns the history of Sigma
-    (depth+1, p), Theta (p,), and with ``grad`` the tangents (depth+1, p, 2) and (p, 2).
+    ``rows`` is ``None`` for the diagonal (each pair is a row with itself: a = b = c) or a tuple
+    ``(var, dvar, ia, ib)``: the variance history of the rows ``(depth+1, r)``, its tangents
+    ``(depth+1, r, 2)`` (or ``None``) and the rows of the two members of each pair; ``tables`` the
+    per-layer :class:`~sklearn_ntk.backends.hermite.RowTable` of those rows (built here when
+    ``None``; for the diagonal, a list to be filled with the tables of its rows). Uses the same
+    layer functions as the compiled drivers. Returns the history of Sigma (depth+1, p), Theta (p,),
+    and with ``grad`` the tangents (depth+1, p, 2) and (p, 2).
     """
     s, ds_b, ds_w = _input_dense(gram, w2, b2)
     ds = np.stack([ds_b, ds_w], axis=1)
-    if hist is not None and same.any():
-        s[same] = hist[0][0][same]
+    if rows is not None and same.any():
+        s[same] = rows[0][0][rows[2][same]]
         if grad:
-            ds[same] = hist[2][0][same]
+            ds[same] = rows[1][0][rows[2][same]]
     th = s.copy()
     dth = ds.copy()
     out_s, out_ds = [s], [ds]
+    diag_idx = np.arange(s.shape[0])
     for layer in range(depth):
-        a, b = (s, s) if hist is None else (hist[0][layer], hist[1][layer])
-        res = numeric_moments(act, a, b, s, same, grad=grad)
+        if rows is None and tables is not None:  # the diagonal, keeping each layer's row table
+            tables.append(row_table(act, s, grad))
+            res = pair_moments(act, tables[-1], diag_idx, diag_idx, s, same)
+        elif rows is None:
+            res = moments_rows(act, s, diag_idx, diag_idx, s, same, grad=grad)
+        else:
+            table = tables[layer] if tables is not None else row_table(act, rows[0][layer], grad)
+            res = pair_moments(act, table, rows[2], rows[3], s, same)
         t, td = res[0], res[1]
         if grad:
             ta, tb, tc, tda, tdb, tdc = res[2:]
-            da, db = (ds, ds) if hist is None else (hist[2][layer], hist[3][layer])
+            if rows is None:
+                da = db = ds
+            else:
+                da, db = rows[1][layer][rows[2]], rows[1][layer][rows[3]]
             new_ds = np.empty_like(ds)
             new_dth = np.empty_like(dth)
             for k in range(2):
@@ -612,44 +674,60 @@ def _numeric_recursion(act, w2, b2, depth, gram, same, hist=None, grad=False):
     return np.stack(out_s), th
 
 
-def numeric_diag(act, w2, b2, depth, sq, grad=False):
-    """Per-row recursion with numerical expectations; same outputs as ``_diag_values``/``_diag_grad``."""
+def numeric_diag(act, w2, b2, depth, sq, grad=False, tables=None):
+    """Per-row recursion with numerical expectations; same outputs as ``_diag_values``/``_diag_grad``.
+
+    ``tables``: an empty list to receive each layer's row table (the series coefficients the
+    pairs of these rows need), or ``None`` (only the one-dimensional moments are computed).
+    """
     same = np.ones(sq.shape[0], dtype=bool)
-    res = _numeric_recursion(act, w2, b2, depth, sq, same, grad=grad)
+    res = _numeric_recursion(act, w2, b2, depth, sq, same, grad=grad, tables=tables)
     if grad:
         hist, th, dhist, dth = res
         return hist, dhist, th, dth
     return res
 
 
-def numeric_pairs(act, w2, b2, depth, gram, hx, hy, sym, grad=False, dhx=None):
+_PAIR_CHUNK = 1 << 18  # pairs per chunk of the numerical recursion (bounds its temporaries)
+
+
+def numeric_pairs_bytes(n, m, depth, grad=False):
+    """Memory :func:`numeric_pairs` allocates: outputs, per-layer row tables, one chunk of pairs."""
+    outputs = 8 * n * m * (6 if grad else 2)
+    tables = depth * hermite.table_bytes(n + m, grad)
+    chunk = 8 * min(n * m, _PAIR_CHUNK + n + m) * (3 * (depth + 1) + (60 if grad else 30))
+    return outputs + tables + chunk
+
+
+def numeric_pairs(act, w2, b2, depth, gram, hx, hy, sym, grad=False, dhx=None, tables=None):
     """All layers for every pair with numerical expectations (layer by layer, flat over pairs).
 
     Returns ``(nngp, ntk)`` or, with ``grad`` (requires ``sym``), ``(nngp, ntk, dnngp, dntk)`` where
     the derivatives have a trailing axis ``(log sigma_b, log sigma_w)``. With ``sym`` only the
-    upper triangle is computed and the result is mirrored.
+    upper triangle is read and computed and the result is mirrored. The series coefficients of
+    each layer are computed once for all rows (or taken from ``tables``, those of
+    :func:`numeric_diag` on the same rows, when ``sym``); the pairs are processed in chunks of rows.
     """
     n, m = gram.shape
-    if sym:
-        rows, cols = np.triu_indices(n)
-    else:
-        rows, cols = np.divmod(np.arange(n * m), m)
-    same = rows == cols if sym else np.zeros(rows.shape[0], dtype=bool)
-    if grad:
-        hist = (hx[:, rows], hy[:, cols], dhx[:, rows], dhx[:, cols])
-    else:
-        hist = (hx[:, rows], hy[:, cols], None, None)
-    res = _numeric_recursion(act, w2, b2, depth, gram[rows, cols], same, hist=hist, grad=grad)
-
-    def unflatten(flat):
-        out = np.empty((n, m) + flat.shape[1:])
-        out[rows, cols] = flat
+    var = hx if sym else np.concatenate([hx, hy], axis=1)
+    if not (sym and tables):
+        tables = [row_table(act, var[layer], grad) for layer in range(depth)]
+    outs = [np.empty((n, m)) for _ in range(2)] + [np.empty((n, m, 2)) for _ in range(2 * grad)]
+    step = max(1, _PAIR_CHUNK // m)
+    for i0 in range(0, n, step):
+        rows = np.repeat(np.arange(i0, min(n, i0 + step)), m)
+        cols = np.tile(np.arange(m), rows.shape[0] // m)
         if sym:
-            out[cols, rows] = flat
-        return out
-
-    if grad:
-        s_hist, th, ds_hist, dth = res
-        return unflatten(s_hist[-1]), unflatten(th), unflatten(ds_hist[-1]), unflatten(dth)
-    s_hist, th = res
-    return unflatten(s_hist[-1]), unflatten(th)
+            keep = cols >= rows
+            rows, cols = rows[keep], cols[keep]
+        same = rows == cols if sym else np.zeros(rows.shape[0], dtype=bool)
+        info = (var, dhx, rows, cols if sym else cols + n)
+        res = _numeric_recursion(
+            act, w2, b2, depth, gram[rows, cols], same, rows=info, grad=grad, tables=tables
+        )
+        flat = (res[0][-1], res[1]) + ((res[2][-1], res[3]) if grad else ())
+        for out, val in zip(outs, flat, strict=True):
+            out[rows, cols] = val
+            if sym:
+                out[cols, rows] = val
+    return tuple(outs)

@@ -16,6 +16,15 @@ __all__ = ["NTKKernel"]
 _KINDS = ("ntk", "nngp")
 
 
+def _refuse_overflow(X, act, what):
+    norms = np.sqrt(rec.row_sq_norms(X) * X.shape[1])
+    raise ValueError(
+        f"NTKKernel with activation {act!r}: {what} overflows float64 for inputs with row norms "
+        f"up to {np.max(norms):.3g} (the variance of some layer, a kernel value on the diagonal, is "
+        "not representable); rescale the inputs, e.g. with sklearn.preprocessing.StandardScaler."
+    )
+
+
 class NTKKernel(Kernel):
     r"""Analytic NTK (or NNGP kernel) of an infinitely wide fully-connected network.
 
@@ -44,7 +53,7 @@ class NTKKernel(Kernel):
     activation : str, Activation or callable, default="relu"
         ``"relu"``, ``"leaky_relu"``, ``"abs"``, ``"erf"``, ``"gelu"``, ``"sin"``, ``"identity"``,
         ``"sign"`` (closed forms), ``"tanh"``, ``"sigmoid"``, ``"silu"`` (numerical Gaussian
-        expectations, ~1e-9 relative), an :class:`~sklearn_ntk.activations.Activation` such as
+        expectations by Hermite series, ~1e-10 relative at any input scale), an :class:`~sklearn_ntk.activations.Activation` such as
         ``LeakyReLU(0.1)``, or a plain elementwise callable.
     weight_std : float, default=1.0
         :math:`\sigma_w > 0`, a hyperparameter.
@@ -143,17 +152,31 @@ class NTKKernel(Kernel):
         return [not self.hyperparameter_bias_std.fixed, not self.hyperparameter_weight_std.fixed]
 
     # ------------------------------------------------------------------ evaluation
-    def _histories(self, act, w2, b2, X, grad=False):
-        sq = np.einsum("ij,ij->i", X, X) / X.shape[1]
+    def _histories(self, act, w2, b2, X, grad=False, tables=None):
+        """Per-row variances of every layer (and the diagonal NTK); refuses what overflows.
+
+        ``tables``: a list that receives the numerical activations' per-layer row tables.
+        """
+        sq = rec.row_sq_norms(X)
         if act._code is not None:
             p0, p1 = act._code_params()
             if grad:
-                return rec._diag_grad(act._code, p0, p1, w2, b2, int(self.depth), sq)
-            return rec._diag_values(act._code, p0, p1, w2, b2, int(self.depth), sq)
-        return rec.numeric_diag(act, w2, b2, int(self.depth), sq, grad=grad)
+                out = rec._diag_grad(act._code, p0, p1, w2, b2, int(self.depth), sq)
+            else:
+                out = rec._diag_values(act._code, p0, p1, w2, b2, int(self.depth), sq)
+        else:
+            out = rec.numeric_diag(act, w2, b2, int(self.depth), sq, grad=grad, tables=tables)
+        for arr in out:
+            if not np.all(np.isfinite(arr)):
+                _refuse_overflow(X, act, "its gradient" if grad else "the kernel")
+        return out
 
-    def _pairs(self, X, Y):
-        """Validated (nngp, ntk) for all pairs; ``Y is None`` means the symmetric k(X)."""
+    def _pairs(self, X, Y, only=None):
+        """Validated (nngp, ntk) for all pairs; ``Y is None`` means the symmetric k(X).
+
+        With ``only`` ("ntk" or "nngp") just that array is returned (closed forms then hold a
+        single n x m array in memory).
+        """
         act, w2, b2 = self._resolved()
         X = check_kernel_input(X, "X")
         sym = Y is None
@@ -165,12 +188,22 @@ class NTKKernel(Kernel):
                 )
         Yv = X if sym else Y
         n, m = X.shape[0], Yv.shape[0]
-        check_memory(2 * 8 * n * m, f"NTKKernel on {n} x {m} inputs")
-        d = X.shape[1]
-        hx = self._histories(act, w2, b2, X)[0]
+        need = (1 if only else 2) * 8 * n * m
+        if act._code is None:
+            need = rec.numeric_pairs_bytes(n, m, int(self.depth))
+        check_memory(need, f"NTKKernel on {n} x {m} inputs")
+        tables = [] if sym and act._code is None else None
+        hx = self._histories(act, w2, b2, X, tables=tables)[0]
         hy = hx if sym else self._histories(act, w2, b2, Yv)[0]
-        gram = X @ Yv.T
-        gram /= d
+        gram = rec.gram_matrix(X, None if sym else Yv)
+        if act._code is not None and only:
+            p0, p1 = act._code_params()
+            rec._pairs_single(
+                act._code, p0, p1, w2, b2, int(self.depth), gram, hx, hy, sym, only == "ntk"
+            )
+            if sym:
+                rec._mirror(gram)
+            return gram
         if act._code is not None:
             p0, p1 = act._code_params()
             ntk = np.empty((n, m))
@@ -182,7 +215,12 @@ class NTKKernel(Kernel):
                 rec._mirror(gram)
                 rec._mirror(ntk)
             return gram, ntk
-        return rec.numeric_pairs(act, w2, b2, int(self.depth), gram, hx, hy, sym)
+        nngp, ntk = rec.numeric_pairs(
+            act, w2, b2, int(self.depth), gram, hx, hy, sym, tables=tables
+        )
+        if only:
+            return ntk if only == "ntk" else nngp
+        return nngp, ntk
 
     def ntk_and_nngp(self, X, Y=None):
         """Return ``(ntk, nngp)`` for all pairs of rows of ``X`` and ``Y`` in one pass.
@@ -219,17 +257,19 @@ class NTKKernel(Kernel):
         K_gradient : ndarray of shape (n_samples_X, n_samples_X, n_dims), optional
         """
         if not eval_gradient:
-            nngp, ntk = self._pairs(X, Y)
-            return ntk if self.kind == "ntk" else nngp
+            return self._pairs(X, Y, only=self.kind)
         if Y is not None:
             raise ValueError("Gradient can only be evaluated when Y is None.")
         act, w2, b2 = self._resolved()
         X = check_kernel_input(X, "X")
-        n, d = X.shape
-        check_memory(4 * 8 * n * n, f"NTKKernel gradient on {n} inputs")
-        hx, dhx, _, _ = self._histories(act, w2, b2, X, grad=True)
-        gram = X @ X.T
-        gram /= d
+        n = X.shape[0]
+        need = 4 * 8 * n * n
+        if act._code is None:
+            need = rec.numeric_pairs_bytes(n, n, int(self.depth), grad=True)
+        check_memory(need, f"NTKKernel gradient on {n} inputs")
+        tables = [] if act._code is None else None
+        hx, dhx, _, _ = self._histories(act, w2, b2, X, grad=True, tables=tables)
+        gram = rec.gram_matrix(X)
         want_ntk = self.kind == "ntk"
         if act._code is not None:
             p0, p1 = act._code_params()
@@ -242,9 +282,11 @@ class NTKKernel(Kernel):
             rec._mirror3(dK)
         else:
             nngp, ntk, dnngp, dntk = rec.numeric_pairs(
-                act, w2, b2, int(self.depth), gram, hx, hx, True, grad=True, dhx=dhx
+                act, w2, b2, int(self.depth), gram, hx, hx, True, grad=True, dhx=dhx, tables=tables
             )
             K, dK = (ntk, dntk) if want_ntk else (nngp, dnngp)
+        if not (np.all(np.isfinite(K)) and np.all(np.isfinite(dK))):
+            _refuse_overflow(X, act, "its gradient")
         free = self._free_mask()
         if all(free):
             return K, dK

@@ -1,0 +1,472 @@
+"""Gaussian expectations of activations without a closed form, by Hermite (Mehler) expansion.
+
+For a centred Gaussian pair :math:`(u, v)` with variances :math:`a, b` and correlation
+:math:`\\rho = c/\\sqrt{ab}`, Mehler's formula gives, with the normalised probabilists' Hermite
+polynomials :math:`h_k` and :math:`z \\sim \\mathcal{N}(0, 1)`,
+
+.. math::
+
+    \\mathbb{E}[f(u)\\,g(v)] = \\sum_{k \\ge 0} \\rho^k\\, f_k(a)\\, g_k(b), \\qquad
+    f_k(a) = \\mathbb{E}[f(\\sqrt{a}\\, z)\\, h_k(z)].
+
+The coefficients depend on one variance only: they are computed once per row of the kernel
+(:func:`coefficient_table`), and each pair costs a short series (:func:`_series`). The tail after
+``K`` terms is bounded by Cauchy-Schwarz, :math:`|\\rho|^K \\sqrt{R_K(a) R_K(b)}` with the tail energies
+:math:`R_K(a) = \\sum_{k \\ge K} f_k(a)^2 = \\mathbb{E}[f(\\sqrt a z)^2] - \\sum_{k<K} f_k(a)^2`, so every
+pair stops as soon as its own bound is met. Pairs whose series would be too long (large variances,
+where the activation is nearly a step, together with :math:`|\\rho|` near one) are integrated
+directly by a two-dimensional composite Gauss-Legendre rule graded towards the activation's
+transition (:func:`_direct`).
+
+The one-dimensional integrals use composite Gauss-Legendre panels: uniform on :math:`|z| \\le 13`
+and graded geometrically towards :math:`z = 0` down to the scale :math:`1/\\sqrt{a}` of the
+activation's transition, so that they are accurate for any variance.
+
+Derivatives with respect to the covariance entries follow from Price's theorem:
+:math:`\\partial_c \\mathbb{E}[\\phi\\phi] = \\mathbb{E}[\\phi'\\phi']`,
+:math:`\\partial_a \\mathbb{E}[f(u) g(v)] = \\tfrac12 \\mathbb{E}[f''(u) g(v)]`.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import NamedTuple
+
+import numba
+import numpy as np
+
+__all__ = ["RowTable", "row_table", "pair_moments", "moments_rows", "coefficient_table"]
+
+_Z_MAX = 13.0  # |h_k(z)| N(z) <= exp(-z^2/4): below 1e-18 beyond this, for every k
+_GL_ORDER = 16
+_DIRECT_ORDER = 10
+_TOL = 1e-13  # per-series truncation, relative to the Cauchy-Schwarz scale sqrt(E_f(a) E_g(b))
+_CHUNK = 1 << 21  # evaluation points per chunk of the direct 2-D rule
+
+_jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
+_pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
+
+
+# --------------------------------------------------------------------------------------------------
+# one-dimensional rules
+# --------------------------------------------------------------------------------------------------
+def _panel_rule(breaks, order=_GL_ORDER):
+    """Composite Gauss-Legendre nodes and weights on the panels between sorted ``breaks``."""
+    x, w = np.polynomial.legendre.leggauss(order)
+    lo, hi = breaks[:-1, None], breaks[1:, None]
+    z = 0.5 * (lo + hi) + 0.5 * (hi - lo) * x
+    return z.ravel(), (0.5 * (hi - lo) * w).ravel()
+
+
+def _graded_breaks(eps, width):
+    """Breakpoints on [0, _Z_MAX]: geometric from ``eps`` up to 1, then uniform of ``width``."""
+    inner = []
+    edge = 1.0
+    while edge > eps:
+        inner.append(edge)
+        edge *= 0.5
+    inner = np.array([0.0] + inner[::-1])
+    outer = np.arange(1.0 + width, _Z_MAX + 1e-9, width)
+    return np.concatenate([inner, outer])
+
+
+@functools.lru_cache(maxsize=64)
+def _scale_rule(group, width=None, order=_GL_ORDER):
+    """Nodes and Gaussian weights for E[f(z)] when f varies on the scale 2**-group (pure).
+
+    ``width`` of the uniform panels beyond |z| = 1 (default 1, or 0.5 for sharp functions);
+    smaller widths resolve Hermite polynomials of higher degree.
+    """
+    if width is None:
+        width = 1.0 if group <= 0 else 0.5
+    half = _graded_breaks(2.0 ** (-group - 1), width)
+    breaks = np.concatenate([-half[:0:-1], half])
+    z, w = _panel_rule(breaks, order)
+    w = w * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+    z.setflags(write=False)
+    w.setflags(write=False)
+    return z, w
+
+
+def _scale_group(var):
+    """Integer g with sqrt(var) <= 2**g (at least 0): the resolution a variance needs."""
+    with np.errstate(divide="ignore"):
+        g = np.ceil(0.5 * np.log2(np.maximum(var, 1.0)))
+    return g.astype(np.int64)
+
+
+def _hermite(z, K):
+    """Normalised probabilists' Hermite polynomials h_0..h_{K-1} at ``z`` -> (len(z), K)."""
+    H = np.empty((z.shape[0], K))
+    H[:, 0] = 1.0
+    if K > 1:
+        H[:, 1] = z
+    for k in range(1, K - 1):
+        H[:, k + 1] = (z * H[:, k] - math.sqrt(k) * H[:, k - 1]) / math.sqrt(k + 1)
+    return H
+
+
+def _weighted_hermite(group, K, width=None):
+    """``h_k(z_q) w_q`` for the rule of ``group`` (the common sizes are kept, a few MB each)."""
+    if K > _SHARP_TERMS:
+        return _hermite_matrix(group, K, width)
+    return _cached_hermite_matrix(group, K, width)
+
+
+def _hermite_matrix(group, K, width):
+    z, w = _scale_rule(group, width)
+    Hw = _hermite(z, K) * w[:, None]
+    Hw.setflags(write=False)
+    return Hw
+
+
+_cached_hermite_matrix = functools.lru_cache(maxsize=8)(_hermite_matrix)
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _single_threaded_blas():
+    """The tables are many small products: multithreaded BLAS only adds contention there."""
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+def _buckets(groups, long):
+    """Rows sharing one rule: smooth rows (group <= 0) and the rest at the finest group needed."""
+    if long:
+        return [(int(groups.max()), _LONG_TERMS, _LONG_WIDTH, np.arange(groups.size))]
+    out = []
+    smooth = groups <= 0
+    if smooth.any():
+        out.append((0, _SMOOTH_TERMS, None, np.flatnonzero(smooth)))
+    if not smooth.all():
+        out.append((int(groups.max()), _SHARP_TERMS, None, np.flatnonzero(~smooth)))
+    return out
+
+
+_SMOOTH_TERMS = 128
+_SHARP_TERMS = 256
+_LONG_TERMS = 1024  # second pass, only for the rows of pairs whose series did not converge
+_LONG_WIDTH = 0.25
+
+
+def _evaluate(act, x, order):
+    """``act.derivatives`` with a check that a user function is finite where the kernel needs it."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # checked just below
+        out = list(act.derivatives(x, order))
+    for k, f in enumerate(out):
+        f = np.asarray(f, dtype=float)
+        if f.ndim == 0 and k > 0:  # a constant derivative (of a linear piece)
+            f = np.full(x.shape, float(f))
+        if f.shape != x.shape:
+            raise ValueError(
+                f"activation {act!r} returned an array of shape {f.shape} for input of shape "
+                f"{x.shape}; it must be elementwise"
+            )
+        if not np.all(np.isfinite(f)):
+            bad = x[~np.isfinite(f)].ravel()[0]
+            what = "it" if k == 0 else f"its derivative of order {k}"
+            raise ValueError(
+                f"activation {act!r}: {what} is not finite at x = {bad!r}; the kernel integrates "
+                "the activation against a Gaussian, so it must be finite on the whole real line"
+            )
+        out[k] = f
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# per-row tables
+# --------------------------------------------------------------------------------------------------
+def diagonal_moments(act, var, order):
+    """``M[i, j, r] = E[phi^(i)(u) phi^(j)(u)]`` for ``u ~ N(0, var[r])`` (one-dimensional)."""
+    var = np.asarray(var, dtype=float)
+    n_sets = order + 1
+    M = np.empty((n_sets, n_sets, var.shape[0]))
+    for group, _, width, idx in _buckets(_scale_group(var), False):
+        z, w = _scale_rule(group, width)
+        f = _evaluate(act, np.sqrt(var[idx])[:, None] * z[None, :], order)
+        with _single_threaded_blas():
+            for i in range(n_sets):
+                for j in range(i, n_sets):
+                    M[i, j, idx] = M[j, i, idx] = (f[i] * f[j]) @ w
+    return M
+
+
+def coefficient_table(act, var, order, long=False):
+    """Hermite coefficients of ``phi^(j)(sqrt(v) z)`` for every variance ``v`` and ``j <= order``.
+
+    Returns
+    -------
+    C : ndarray (order + 1, len(var), K)
+        Coefficients (zero beyond each row's number of terms).
+    nterms : ndarray of int (len(var),)
+        Number of coefficients computed for each row.
+    R : ndarray (order + 1, len(var), K + 1)
+        Tail energies ``R[j, r, k] = sum_{i >= k} C[j, r, i]**2`` (floored at round-off).
+    M : ndarray (order + 1, order + 1, len(var))
+        One-dimensional moments ``E[phi^(i)(u) phi^(j)(u)]`` (the pair with itself).
+
+    With ``long``, every row gets ``_LONG_TERMS`` coefficients (on a finer rule).
+    """
+    var = np.asarray(var, dtype=float)
+    buckets = _buckets(_scale_group(var), long)
+    K = max(b[1] for b in buckets)
+    n_sets = order + 1
+    C = np.zeros((n_sets, var.shape[0], K))
+    nterms = np.empty(var.shape[0], dtype=np.int64)
+    M = np.empty((n_sets, n_sets, var.shape[0]))
+    for group, kg, width, idx in buckets:
+        z, w = _scale_rule(group, width)
+        Hw = _weighted_hermite(group, kg, width)
+        nterms[idx] = kg
+        x = np.sqrt(var[idx])[:, None] * z[None, :]
+        f = _evaluate(act, x, order)
+        with _single_threaded_blas():
+            for i in range(n_sets):
+                C[i, idx, :kg] = f[i] @ Hw
+                for j in range(i, n_sets):
+                    M[i, j, idx] = M[j, i, idx] = (f[i] * f[j]) @ w
+    return C, nterms, _tail_energies(C, nterms, M), M
+
+
+def _tail_energies(C, nterms, M):
+    """R[j, r, k] = sum_{i >= k} C[j, r, i]^2 plus an estimate of the energy beyond the last term.
+
+    The energy beyond the computed terms is ``E - sum C^2`` where that difference is well above
+    round-off; below it (coefficients that have decayed to nothing) it is estimated from the last
+    eight coefficients as ``2 K max(c_k^2)`` (a bound for the slowest decay, ~k^-3/2, of a step).
+    """
+    n_sets, n_rows, K = C.shape
+    energy = np.array([M[j, j] for j in range(n_sets)])
+    sq = C * C
+    rev = np.cumsum(sq[:, :, ::-1], axis=2)[:, :, ::-1]
+    missing = energy - rev[:, :, 0]
+    last = np.empty((n_sets, n_rows))
+    for k in np.unique(nterms):
+        rows = nterms == k
+        last[:, rows] = sq[:, rows, max(0, k - 8) : k].max(axis=2)
+    guess = np.minimum(2.0 * nterms[None, :] * last, 1e-14 * energy)
+    beyond = np.where(missing > 1e-14 * energy, missing, guess)
+    R = np.empty((n_sets, n_rows, K + 1))
+    R[:, :, :K] = rev + beyond[:, :, None]
+    R[:, :, K] = beyond
+    return R
+
+
+# --------------------------------------------------------------------------------------------------
+# per-pair series
+# --------------------------------------------------------------------------------------------------
+@_jit
+def _one_series(ca, ra, cb, rb, K, rho, scale):
+    """sum_{k<K} ca[k] cb[k] rho^k, stopped by the tail bound; returns (value, converged)."""
+    acc = 0.0
+    rk = 1.0
+    for k in range(K):
+        acc += ca[k] * cb[k] * rk
+        rk *= rho
+        if (k & 3) == 3 and abs(rk) * math.sqrt(ra[k + 1] * rb[k + 1]) <= scale:
+            return acc, True
+    return acc, abs(rk) * math.sqrt(ra[K] * rb[K]) <= scale
+
+
+@_pjit
+def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, factors, tol, out, ok):
+    """Every requested series for every pair; ``ok[p]`` is False where one did not converge."""
+    P = ia.shape[0]
+    S = sets_a.shape[0]
+    for p in numba.prange(P):
+        i = ia[p]
+        j = ib[p]
+        K = min(nterms[i], nterms[j])
+        good = True
+        for s in range(S):
+            sa = sets_a[s]
+            sb = sets_b[s]
+            scale = tol * math.sqrt(R[sa, i, 0] * R[sb, j, 0])
+            val, conv = _one_series(C[sa, i], R[sa, i], C[sb, j], R[sb, j], K, rho[p], scale)
+            out[s, p] = factors[s] * val
+            good = good and conv
+        ok[p] = good
+
+
+# --------------------------------------------------------------------------------------------------
+# direct two-dimensional rule for the pairs a series cannot serve
+# --------------------------------------------------------------------------------------------------
+def _direct(act, a, b, rho, sets_a, sets_b, order):
+    """E[phi^(i)(u) phi^(j)(v)] for each (i, j) in zip(sets_a, sets_b), by nested 1-D rules.
+
+    u = sqrt(a) z, v = sqrt(b) (rho z + s w), s = sqrt(1 - rho^2). The outer rule in z is graded
+    towards z = 0 at the scale of the transitions; the inner one integrates over y = rho z + s w
+    on panels of one standard deviation s of the Gaussian's window around rho z, joined (where the
+    window reaches |y| < 1) by breakpoints graded towards y = 0 at the scale of v's transition.
+    """
+    out = np.empty((len(sets_a), a.shape[0]))
+    with _single_threaded_blas():
+        for p in range(a.shape[0]):
+            out[:, p] = _direct_pair(act, a[p], b[p], rho[p], sets_a, sets_b, order)
+    return out
+
+
+def _inner_rule(m, s, breaks_y):
+    """Nodes y (q, P) and weights of E[g(m + s w)] for the rows of ``m`` (shape (q, 1))."""
+    xg, wg = np.polynomial.legendre.leggauss(_DIRECT_ORDER)
+    window = m + s * np.linspace(-_Z_MAX, _Z_MAX, 27)[None, :]
+    if breaks_y is not None:
+        extra = np.clip(breaks_y[None, :], window[:, :1], window[:, -1:])
+        window = np.sort(np.concatenate([window, extra], 1), 1)
+    left, right = window[:, :-1, None], window[:, 1:, None]
+    y = 0.5 * (left + right) + 0.5 * (right - left) * xg
+    t = (y - m[:, :, None]) / s
+    wy = 0.5 * (right - left) * wg * np.exp(-0.5 * t * t) / (s * math.sqrt(2.0 * math.pi))
+    return y.reshape(m.shape[0], -1), wy.reshape(m.shape[0], -1)
+
+
+def _direct_pair(act, a, b, rho, sets_a, sets_b, order):
+    group = int(_scale_group(np.array([max(a, b)]))[0])
+    z, wz = _scale_rule(group, 1.0, _DIRECT_ORDER)
+    fu = _evaluate(act, math.sqrt(a) * z, order)
+    s = math.sqrt(max(0.0, (1.0 - rho) * (1.0 + rho)))
+    sb = math.sqrt(b)
+    if s * sb < 1e-6:  # v is a function of z alone up to (s sqrt(b))^2 / 2 < 1e-12
+        gv = _evaluate(act, sb * rho * z, order)
+        return np.array([(fu[i] * gv[j]) @ wz for i, j in zip(sets_a, sets_b, strict=True)])
+    half = _graded_breaks(0.5 / max(1.0, sb), 1.0)
+    half = half[half <= 1.0]
+    grade = np.concatenate([-half[:0:-1], half])  # transition of phi(sqrt(b) y) at y = 0
+    m = rho * z
+    near = np.abs(m) < 1.0 + _Z_MAX * s
+    acc = np.zeros(len(sets_a))
+    for sel, breaks_y in ((near, grade), (~near, None)):
+        idx = np.flatnonzero(sel)
+        step = max(1, _CHUNK // ((grade.size + 27) * _DIRECT_ORDER))
+        for q0 in range(0, idx.size, step):
+            q = idx[q0 : q0 + step]
+            y, wy = _inner_rule(m[q, None], s, breaks_y)
+            gv = _evaluate(act, sb * y, order)
+            for k, (i, j) in enumerate(zip(sets_a, sets_b, strict=True)):
+                inner = np.einsum("qn,qn->q", gv[j], wy)
+                acc[k] += (fu[i][q] * inner) @ wz[q]
+    return acc
+
+
+# --------------------------------------------------------------------------------------------------
+# driver
+# --------------------------------------------------------------------------------------------------
+# (set of u, set of v, factor) of T, Tdot and with ``grad`` Ta, Tb, Tda, Tdb, Tdc
+_VALUE_SERIES = ((0, 0, 1.0), (1, 1, 1.0))
+_GRAD_SERIES = ((2, 0, 0.5), (0, 2, 0.5), (3, 1, 0.5), (1, 3, 0.5), (2, 2, 1.0))
+
+
+class RowTable(NamedTuple):
+    """Series coefficients of the distinct variances of a set of rows (see :func:`row_table`)."""
+
+    var: np.ndarray  # distinct variances
+    index: np.ndarray  # row -> position in ``var``
+    C: np.ndarray
+    nterms: np.ndarray
+    R: np.ndarray
+    M: np.ndarray
+    grad: bool
+
+    @property
+    def nbytes(self):
+        return sum(x.nbytes for x in (self.var, self.index, self.C, self.nterms, self.R, self.M))
+
+
+def row_table(act, var, grad=False):
+    """Coefficients for rows with variances ``var`` (computed once per distinct variance)."""
+    uvar, inv = np.unique(np.asarray(var, dtype=float), return_inverse=True)
+    C, nterms, R, M = coefficient_table(act, uvar, 3 if grad else 1)
+    return RowTable(uvar, inv, C, nterms, R, M, grad)
+
+
+def table_bytes(n_rows, grad=False):
+    """Upper bound of :attr:`RowTable.nbytes` for ``n_rows`` distinct variances."""
+    n_sets = 4 if grad else 2
+    return 8 * n_rows * (n_sets * (2 * _SHARP_TERMS + 1) + n_sets * n_sets + 3)
+
+
+def _spec(grad):
+    spec = _VALUE_SERIES + (_GRAD_SERIES if grad else ())
+    sets_a = np.array([s[0] for s in spec], dtype=np.int64)
+    sets_b = np.array([s[1] for s in spec], dtype=np.int64)
+    return sets_a, sets_b, np.array([s[2] for s in spec])
+
+
+def _unpack(out, grad):
+    if not grad:
+        return out[0], out[1]
+    T, Td, Ta, Tb, Tda, Tdb, Tdc = out
+    return T, Td, Ta, Tb, Td.copy(), Tda, Tdb, Tdc
+
+
+def pair_moments(act, table, ia, ib, c, same):
+    """Gaussian expectations for pairs of rows of ``table``: ``(T, Tdot)`` or the 8 partials.
+
+    Parameters
+    ----------
+    act : Activation
+    table : RowTable
+    ia, ib : ndarray of int (p,)
+        The rows of the two members of each pair.
+    c : ndarray (p,)
+        Covariances.
+    same : ndarray of bool (p,)
+        Pairs of a row with itself (one-dimensional moments, exact correlation one).
+    """
+    sets_a, sets_b, factors = _spec(table.grad)
+    ia = table.index[ia]
+    ib = table.index[ib]
+    if np.all(same):
+        return _unpack(
+            factors[:, None] * table.M[sets_a[:, None], sets_b[:, None], ia[None, :]], table.grad
+        )
+    a, b = table.var[ia], table.var[ib]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.sqrt(a) * np.sqrt(b)
+        rho = np.where(q > 0, c / np.where(q > 0, q, 1.0), 0.0)
+    rho = np.clip(rho, -1.0, 1.0)
+    same = same | ((ia == ib) & (rho >= 1.0 - 1e-15))  # duplicate rows: the 1-D moments, exactly
+    rho[same] = 1.0
+    out = np.empty((factors.shape[0], ia.shape[0]))
+    ok = np.empty(ia.shape[0], dtype=np.bool_)
+    _series(table.C, table.R, table.nterms, ia, ib, rho, sets_a, sets_b, factors, _TOL, out, ok)
+    if same.any():  # a row with itself: the one-dimensional moments, exactly
+        rows = ia[same]
+        out[:, same] = factors[:, None] * table.M[sets_a[:, None], sets_b[:, None], rows[None, :]]
+        ok[same] = True
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        out[:, bad] = _hard_pairs(act, table, ia[bad], ib[bad], rho[bad])
+    return _unpack(out, table.grad)
+
+
+def _hard_pairs(act, table, ia, ib, rho):
+    """Longer series for the rows involved, then the direct 2-D rule for what remains."""
+    sets_a, sets_b, factors = _spec(table.grad)
+    order = 3 if table.grad else 1
+    rows, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
+    C, nterms, R, _ = coefficient_table(act, table.var[rows], order, long=True)
+    out = np.empty((factors.shape[0], ia.shape[0]))
+    ok = np.empty(ia.shape[0], dtype=np.bool_)
+    ja, jb = inv[: ia.shape[0]], inv[ia.shape[0] :]
+    _series(C, R, nterms, ja, jb, rho, sets_a, sets_b, factors, _TOL, out, ok)
+    bad = np.flatnonzero(~ok)
+    if bad.size:
+        a, b = table.var[ia[bad]], table.var[ib[bad]]
+        out[:, bad] = factors[:, None] * _direct(act, a, b, rho[bad], sets_a, sets_b, order)
+    return out
+
+
+def moments_rows(act, var, ia, ib, c, same, grad=False):
+    """:func:`pair_moments` with the table of ``var`` (the variances of the rows) built here."""
+    if np.all(same):  # the diagonal: one-dimensional moments only
+        sets_a, sets_b, factors = _spec(grad)
+        M = diagonal_moments(act, np.asarray(var, dtype=float)[ia], 3 if grad else 1)
+        return _unpack(factors[:, None] * M[sets_a, sets_b], grad)
+    return pair_moments(act, row_table(act, var, grad), ia, ib, c, same)
