@@ -10,7 +10,7 @@ from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
 from .. import layers as nl
 from .._validation import check_kernel_input, check_memory
 from ..arch.plan import compile_network
-from ..backends import reference
+from ..backends import conv, reference
 
 __all__ = ["NetworkKernel"]
 
@@ -185,7 +185,15 @@ class NetworkKernel(Kernel):
         m = n if Y is None else Y.shape[0]
         k = 3 if grad else 1
         check_memory(2 * k * 8 * n * m, f"NetworkKernel on {n} x {m} inputs")
-        return reference.kernel_matrices(plan, X, Y, w2, b2, grad=grad)
+        tables = None if grad else conv.encode(plan, w2, b2)
+        if tables is None:
+            return reference.kernel_matrices(plan, X, Y, w2, b2, grad=grad)
+        # a convolutional chain: the compiled per-pair evaluator, with the per-sample
+        # variances from the reference self pass
+        hx = reference.self_pass(plan, X, w2, b2, False)[1]
+        hy = None if Y is None else reference.self_pass(plan, Y, w2, b2, False)[1]
+        nngp, ntk = conv.pairs(plan, tables, X, Y, hx, hy)
+        return nngp[None], ntk[None]
 
     def ntk_and_nngp(self, X, Y=None):
         """Return ``(ntk, nngp)`` for all pairs of rows of ``X`` and ``Y`` in one pass.
