@@ -22,7 +22,7 @@ import numpy as np
 
 from . import fused
 
-__all__ = ["encode", "pairs"]
+__all__ = ["encode", "pairs", "self_pass"]
 
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
@@ -115,62 +115,78 @@ def _conv_tables(op, dims, tabs, fops):
     return True
 
 
-def histories(act_ops, hist, n, P):
-    """Pack the self pass's variances at every activation into one ``(n_act, n, P)`` array."""
-    out = np.zeros((max(len(act_ops), 1), n, P))
-    for j, op in enumerate(act_ops):
-        v = hist[op.index][0]
-        out[j, :, : (v.shape[1] if v.ndim == 2 else 1)] = v if v.ndim == 2 else v[:, None]
-    return out
-
-
 # --------------------------------------------------------------------------------------------------
 # compiled interpreter
 # --------------------------------------------------------------------------------------------------
 @_jit
-def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, tab, full):
-    """Sum over the filter offsets along one axis (both pixels shifted alike when ``full``)."""
-    if full:
-        for a1 in range(A):
-            for o1 in range(n_out):
-                for b1 in range(B):
-                    row = (a1 * n_out + o1) * B + b1
-                    for a2 in range(A):
-                        for o2 in range(n_out):
-                            for b2 in range(B):
-                                col = (a2 * n_out + o2) * B + b2
-                                sn = 0.0
-                                st = 0.0
-                                for d in range(k):
-                                    i1 = tab[o1, d]
-                                    i2 = tab[o2, d]
-                                    if i1 >= 0 and i2 >= 0:
-                                        src = ((((a1 * n_in + i1) * B + b1) * A + a2) * n_in + i2) * B + b2
-                                        sn += src_n[src]
-                                        st += src_t[src]
-                                pos = row * (A * n_out * B) + col
-                                dst_n[pos] = sn
-                                dst_t[pos] = st
-    else:
-        for a1 in range(A):
-            for o1 in range(n_out):
-                for b1 in range(B):
-                    sn = 0.0
-                    st = 0.0
-                    for d in range(k):
-                        i1 = tab[o1, d]
-                        if i1 >= 0:
-                            src = (a1 * n_in + i1) * B + b1
-                            sn += src_n[src]
-                            st += src_t[src]
-                    pos = (a1 * n_out + o1) * B + b1
-                    dst_n[pos] = sn
-                    dst_t[pos] = st
+def _runs(tab, n_out, d, runs):
+    """Group the outputs of offset ``d`` into runs read from consecutive inputs.
+
+    Fills ``runs[r] = (first output, length, first input)``; returns the number of runs.
+    """
+    n_runs = 0
+    o = 0
+    while o < n_out:
+        i = tab[o, d]
+        if i < 0:
+            o += 1
+            continue
+        length = 1
+        while o + length < n_out and tab[o + length, d] == i + length:
+            length += 1
+        runs[n_runs, 0] = o
+        runs[n_runs, 1] = length
+        runs[n_runs, 2] = i
+        n_runs += 1
+        o += length
+    return n_runs
 
 
 @_jit
-def _run_pair(i, j, same, X, Y, C, full0, P0, iops, fops, dims, tabs, hx, hy, bufs):
-    """The whole network for the pair (X[i], Y[j]); returns (nngp, ntk)."""
+def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, tab, full):
+    """Sum over the filter offsets along one axis (both pixels shifted alike when ``full``).
+
+    The state is laid out as ``(A, n, B)`` per pixel (``(A, n, B, A, n, B)`` when ``full``);
+    every inner loop adds a contiguous run of the source to a contiguous run of the destination.
+    """
+    row_out = A * n_out * B
+    row_in = A * n_in * B
+    size = row_out * row_out if full else row_out
+    for e in range(size):
+        dst_n[e] = 0.0
+        dst_t[e] = 0.0
+    runs = np.empty((n_out, 3), dtype=np.int64)
+    for d in range(k):
+        n_runs = _runs(tab, n_out, d, runs)
+        for a1 in range(A):
+            for r1 in range(n_runs):
+                for o1 in range(runs[r1, 1]):
+                    base_out = (a1 * n_out + runs[r1, 0] + o1) * B
+                    base_in = (a1 * n_in + runs[r1, 2] + o1) * B
+                    if not full:
+                        for b in range(B):
+                            dst_n[base_out + b] += src_n[base_in + b]
+                            dst_t[base_out + b] += src_t[base_in + b]
+                        continue
+                    for b1 in range(B):
+                        r_out = (base_out + b1) * row_out
+                        r_in = (base_in + b1) * row_in
+                        for a2 in range(A):
+                            for r2 in range(n_runs):
+                                so = r_out + (a2 * n_out + runs[r2, 0]) * B
+                                si = r_in + (a2 * n_in + runs[r2, 2]) * B
+                                for e in range(runs[r2, 1] * B):
+                                    dst_n[so + e] += src_n[si + e]
+                                    dst_t[so + e] += src_t[si + e]
+
+
+@_jit
+def _run_pair(i, j, same, X, Y, C, full0, P0, iops, fops, dims, tabs, hx, hy, bufs, record):
+    """The whole network for the pair (X[i], Y[j]); returns (nngp, ntk).
+
+    With ``record`` (the self pass, ``j == i``) the variances at every activation are written to
+    ``hx`` before they are read.
+    """
     n0, t0, n1, t1 = bufs[0], bufs[1], bufs[2], bufs[3]
     # input state x_p . y_q / C
     if full0:
@@ -229,6 +245,13 @@ def _run_pair(i, j, same, X, Y, C, full0, P0, iops, fops, dims, tabs, hx, hy, bu
             code = iops[r, 3]
             p0 = fops[r, 0]
             p1 = fops[r, 1]
+            if record:
+                if not spatial:
+                    hx[h, i, 0] = sn
+                else:
+                    step = P + 1 if full else 1
+                    for p in range(P):
+                        hx[h, i, p] = n0[p * step]
             if not spatial:
                 t, td = fused._moments(code, p0, p1, hx[h, i, 0], hy[h, j, 0], sn, same)
                 sn = t
@@ -283,7 +306,8 @@ def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, tabs, hx, hy, nngp, 
             j0 = i if sym else 0
             for j in range(j0, m):
                 s, t = _run_pair(
-                    i, j, sym and i == j, X, Y, C, full0, P0, iops, fops, dims, tabs, hx, hy, bufs
+                    i, j, sym and i == j, X, Y, C, full0, P0, iops, fops, dims, tabs, hx, hy, bufs,
+                    False,
                 )
                 nngp[i, j] = s
                 ntk[i, j] = t
@@ -292,25 +316,50 @@ def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, tabs, hx, hy, nngp, 
                     ntk[j, i] = t
 
 
-def pairs(plan, tables, X, Y, hist_x, hist_y):
-    """``(nngp, ntk)`` of every pair (``Y is None``: k(X), upper triangle computed)."""
-    iops, fops, dims, tabs, act_ops = tables
+@_pjit
+def _self(X, C, full0, P0, size, iops, fops, dims, tabs, hx, nngp, ntk):
+    for i in numba.prange(X.shape[0]):
+        bufs = np.empty((4, size))
+        s, t = _run_pair(i, i, True, X, X, C, full0, P0, iops, fops, dims, tabs, hx, hx, bufs, True)
+        nngp[i] = s
+        ntk[i] = t
+
+
+def _sizes(plan, tables):
+    iops, _, dims, _, _ = tables
     P0 = int(np.prod(plan.spatial)) if plan.spatial else 1
-    C = plan.input_shape[-1]
     sizes = [P0]
     for r in range(iops.shape[0]):
         if iops[r, 0] == OP_CONV:
             sizes.append(int(np.prod(dims[r, :, 0])))
             sizes.append(int(np.prod(dims[r, :, 1])))
     P_max = max(sizes)
-    size = P_max * P_max if plan.input_full else P_max
+    full0 = bool(plan.input_full and plan.spatial)
+    return P0, P_max, (P_max * P_max if full0 else P_max), full0
+
+
+def self_pass(plan, tables, X):
+    """``(nngp, ntk, history)`` of the pairs ``(x, x)``; ``history`` feeds :func:`pairs`."""
+    iops, fops, dims, tabs, act_ops = tables
+    P0, P_max, size, full0 = _sizes(plan, tables)
+    n = X.shape[0]
+    hx = np.zeros((max(len(act_ops), 1), n, P_max))
+    nngp = np.empty(n)
+    ntk = np.empty(n)
+    _self(X, plan.input_shape[-1], full0, P0, size, iops, fops, dims, tabs, hx, nngp, ntk)
+    return nngp, ntk, hx
+
+
+def pairs(plan, tables, X, Y=None):
+    """``(nngp, ntk)`` of every pair (``Y is None``: k(X), upper triangle computed)."""
+    iops, fops, dims, tabs, _ = tables
+    P0, _, size, full0 = _sizes(plan, tables)
     sym = Y is None
     Yv = X if sym else Y
-    n, m = X.shape[0], Yv.shape[0]
-    hx = histories(act_ops, hist_x, n, P_max)
-    hy = hx if sym else histories(act_ops, hist_y, m, P_max)
-    nngp = np.empty((n, m))
-    ntk = np.empty((n, m))
-    full0 = bool(plan.input_full and plan.spatial)
+    hx = self_pass(plan, tables, X)[2]
+    hy = hx if sym else self_pass(plan, tables, Yv)[2]
+    nngp = np.empty((X.shape[0], Yv.shape[0]))
+    ntk = np.empty_like(nngp)
+    C = plan.input_shape[-1]
     _pairs(X, Yv, sym, C, full0, P0, size, iops, fops, dims, tabs, hx, hy, nngp, ntk)
     return nngp, ntk

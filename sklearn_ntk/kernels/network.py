@@ -188,11 +188,7 @@ class NetworkKernel(Kernel):
         tables = None if grad else conv.encode(plan, w2, b2)
         if tables is None:
             return reference.kernel_matrices(plan, X, Y, w2, b2, grad=grad)
-        # a convolutional chain: the compiled per-pair evaluator, with the per-sample
-        # variances from the reference self pass
-        hx = reference.self_pass(plan, X, w2, b2, False)[1]
-        hy = None if Y is None else reference.self_pass(plan, Y, w2, b2, False)[1]
-        nngp, ntk = conv.pairs(plan, tables, X, Y, hx, hy)
+        nngp, ntk = conv.pairs(plan, tables, X, Y)  # a convolutional chain: compiled
         return nngp[None], ntk[None]
 
     def ntk_and_nngp(self, X, Y=None):
@@ -241,6 +237,10 @@ class NetworkKernel(Kernel):
         """Return ``(ntk_diag, nngp_diag)``, one network pass per sample."""
         X, _ = self._inputs(X, None)
         plan, w2, b2 = self._resolved(X.shape[1])
+        tables = conv.encode(plan, w2, b2)
+        if tables is not None:
+            nngp, ntk, _ = conv.self_pass(plan, tables, X)
+            return ntk, nngp
         nngp, ntk = reference.diag_kernels(plan, X, w2, b2)
         return ntk[0].copy(), nngp[0].copy()
 
