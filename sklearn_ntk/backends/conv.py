@@ -225,8 +225,8 @@ def _run_pair(i, j, same, X, Y, C, full0, P0, iops, fops, dims, tabs, hx, hy, bu
                             B *= dims[r, ax2, 0]
                         n_in = dims[r, ax, 0]
                         n_out = dims[r, ax, 1]
-                        if n_in == 1 and n_out == 1 and dims[r, ax, 2] == 1:
-                            continue
+                        if n_in == n_out and dims[r, ax, 2] == 1 and tabs[r, ax, n_out - 1, 0] == n_in - 1:
+                            continue  # a 1-wide filter with stride 1: nothing to sum
                         _conv_axis(n0, t0, n1, t1, A, n_in, B, n_out, dims[r, ax, 2], tabs[r, ax], full)
                         n0, n1 = n1, n0
                         t0, t1 = t1, t0
