@@ -91,7 +91,39 @@ def encode(plan, w2, b2):
             iops[r, 0] = {"gap": OP_GAP, "gsp": OP_GSP, "flatten": OP_FLATTEN}[op.kind]
         else:
             return None
-    return iops, fops, dims, tabs, act_ops
+    runs, n_runs = _run_tables(tabs, dims)
+    return iops, fops, dims, runs, n_runs, act_ops
+
+
+def _run_tables(tabs, dims):
+    """Group, per op, axis and filter offset, the outputs into runs read from consecutive inputs.
+
+    ``runs[r, ax, d, k] = (first output, length, first input)``, ``n_runs[r, ax, d]`` runs;
+    ``n_runs[r, ax, 0] = -1`` marks an identity axis (1-wide filter, stride 1).
+    """
+    n_ops, _, max_out, max_k = tabs.shape
+    runs = np.zeros((n_ops, 3, max_k, max_out, 3), dtype=np.int64)
+    n_runs = np.zeros((n_ops, 3, max_k), dtype=np.int64)
+    for r in range(n_ops):
+        for ax in range(3):
+            n_in, n_out, k = dims[r, ax]
+            if k == 1 and n_in == n_out and all(tabs[r, ax, o, 0] == o for o in range(n_out)):
+                n_runs[r, ax, 0] = -1
+                continue
+            for d in range(k):
+                o = 0
+                while o < n_out:
+                    i = tabs[r, ax, o, d]
+                    if i < 0:
+                        o += 1
+                        continue
+                    length = 1
+                    while o + length < n_out and tabs[r, ax, o + length, d] == i + length:
+                        length += 1
+                    runs[r, ax, d, n_runs[r, ax, d]] = (o, length, i)
+                    n_runs[r, ax, d] += 1
+                    o += length
+    return runs, n_runs
 
 
 def _conv_tables(op, dims, tabs, fops):
@@ -119,31 +151,7 @@ def _conv_tables(op, dims, tabs, fops):
 # compiled interpreter
 # --------------------------------------------------------------------------------------------------
 @_jit
-def _runs(tab, n_out, d, runs):
-    """Group the outputs of offset ``d`` into runs read from consecutive inputs.
-
-    Fills ``runs[r] = (first output, length, first input)``; returns the number of runs.
-    """
-    n_runs = 0
-    o = 0
-    while o < n_out:
-        i = tab[o, d]
-        if i < 0:
-            o += 1
-            continue
-        length = 1
-        while o + length < n_out and tab[o + length, d] == i + length:
-            length += 1
-        runs[n_runs, 0] = o
-        runs[n_runs, 1] = length
-        runs[n_runs, 2] = i
-        n_runs += 1
-        o += length
-    return n_runs
-
-
-@_jit
-def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, tab, full):
+def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, runs, n_runs_d, full):
     """Sum over the filter offsets along one axis (both pixels shifted alike when ``full``).
 
     The state is laid out as ``(A, n, B)`` per pixel (``(A, n, B, A, n, B)`` when ``full``);
@@ -155,14 +163,13 @@ def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, tab, full):
     for e in range(size):
         dst_n[e] = 0.0
         dst_t[e] = 0.0
-    runs = np.empty((n_out, 3), dtype=np.int64)
     for d in range(k):
-        n_runs = _runs(tab, n_out, d, runs)
+        n_runs = n_runs_d[d]
         for a1 in range(A):
             for r1 in range(n_runs):
-                for o1 in range(runs[r1, 1]):
-                    base_out = (a1 * n_out + runs[r1, 0] + o1) * B
-                    base_in = (a1 * n_in + runs[r1, 2] + o1) * B
+                for o1 in range(runs[d, r1, 1]):
+                    base_out = (a1 * n_out + runs[d, r1, 0] + o1) * B
+                    base_in = (a1 * n_in + runs[d, r1, 2] + o1) * B
                     if not full:
                         for b in range(B):
                             dst_n[base_out + b] += src_n[base_in + b]
@@ -173,126 +180,137 @@ def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, tab, full):
                         r_in = (base_in + b1) * row_in
                         for a2 in range(A):
                             for r2 in range(n_runs):
-                                so = r_out + (a2 * n_out + runs[r2, 0]) * B
-                                si = r_in + (a2 * n_in + runs[r2, 2]) * B
-                                for e in range(runs[r2, 1] * B):
+                                so = r_out + (a2 * n_out + runs[d, r2, 0]) * B
+                                si = r_in + (a2 * n_in + runs[d, r2, 2]) * B
+                                for e in range(runs[d, r2, 1] * B):
                                     dst_n[so + e] += src_n[si + e]
                                     dst_t[so + e] += src_t[si + e]
 
 
 @_jit
-def _run_pair(i, j, same, X, Y, C, full0, P0, iops, fops, dims, tabs, hx, hy, bufs, record):
+def _input(i, j, X, Y, C, full, P, n0, t0):
+    """The input state ``x_p . y_q / C`` (every pair of positions, or the diagonal)."""
+    for p in range(P):
+        for q in range(P if full else 1):
+            q2 = q if full else p
+            s = 0.0
+            for c in range(C):
+                s += X[i, p * C + c] * Y[j, q2 * C + c]
+            e = p * P + q if full else p
+            n0[e] = s / C
+            t0[e] = 0.0
+
+
+@_jit
+def _conv(r, dims, runs, n_runs, full, bufs, cur):
+    """Separable convolution of the state ``bufs[cur], bufs[cur + 1]``; returns the new ``cur``."""
+    for ax in range(3):
+        A = 1
+        for ax2 in range(ax):
+            A *= dims[r, ax2, 1]
+        B = 1
+        for ax2 in range(ax + 1, 3):
+            B *= dims[r, ax2, 0]
+        n_in = dims[r, ax, 0]
+        n_out = dims[r, ax, 1]
+        if n_runs[r, ax, 0] < 0:
+            continue  # a 1-wide filter with stride 1: nothing to sum
+        nxt = 2 - cur
+        _conv_axis(bufs[cur], bufs[cur + 1], bufs[nxt], bufs[nxt + 1], A, n_in, B, n_out,
+                   dims[r, ax, 2], runs[r, ax], n_runs[r, ax], full)
+        cur = nxt
+    return cur
+
+
+@_jit
+def _affine(n0, t0, size, w2, b2, scale):
+    """Dense/Conv weights and bias: Sigma' = w2 s Sigma + b2, Theta' = Sigma' + w2 s Theta."""
+    for e in range(size):
+        s = w2 * scale * n0[e] + b2
+        n0[e] = s
+        t0[e] = s + w2 * scale * t0[e]
+
+
+@_jit
+def _activation(code, p0, p1, va, vb, same, full, P, n0, t0):
+    """Sigma' = T(a, b, Sigma), Theta' = Tdot(a, b, Sigma) Theta at every stored entry."""
+    for p in range(P):
+        a = va[p]
+        for q in range(P if full else 1):
+            e = p * P + q if full else p
+            b = vb[q] if full else vb[p]
+            t, td = fused._moments(code, p0, p1, a, b, n0[e], same and (p == q or not full))
+            n0[e] = t
+            t0[e] = td * t0[e]
+
+
+@_jit
+def _reduce(kind, full, P, n0, t0):
+    """GlobalAvgPool (mean of all pairs), GlobalSumPool (their sum), Flatten (diagonal mean)."""
+    sn = 0.0
+    st = 0.0
+    if full and kind != OP_FLATTEN:
+        for e in range(P * P):
+            sn += n0[e]
+            st += t0[e]
+        norm = P * P if kind == OP_GAP else 1
+    else:
+        step = P + 1 if full else 1
+        for p in range(P):
+            sn += n0[p * step]
+            st += t0[p * step]
+        norm = 1 if kind == OP_GSP else P
+    return sn / norm, st / norm
+
+
+@_jit
+def _run_pair(i, j, same, X, Y, C, full, P0, iops, fops, dims, runs, n_runs, hx, hy, bufs, record):
     """The whole network for the pair (X[i], Y[j]); returns (nngp, ntk).
 
     With ``record`` (the self pass, ``j == i``) the variances at every activation are written to
     ``hx`` before they are read.
     """
-    n0, t0, n1, t1 = bufs[0], bufs[1], bufs[2], bufs[3]
-    # input state x_p . y_q / C
-    if full0:
-        for p in range(P0):
-            for q in range(P0):
-                s = 0.0
-                for c in range(C):
-                    s += X[i, p * C + c] * Y[j, q * C + c]
-                n0[p * P0 + q] = s / C
-                t0[p * P0 + q] = 0.0
-    else:
-        for p in range(P0):
-            s = 0.0
-            for c in range(C):
-                s += X[i, p * C + c] * Y[j, p * C + c]
-            n0[p] = s / C
-            t0[p] = 0.0
+    cur = 0
+    _input(i, j, X, Y, C, full, P0, bufs[0], bufs[1])
     P = P0
-    full = full0
     spatial = True
     sn = 0.0
     st = 0.0
     for r in range(iops.shape[0]):
         kind = iops[r, 0]
-        if kind == 0:  # Conv / Dense
-            w2 = fops[r, 0]
-            b2 = fops[r, 1]
-            if spatial:
-                if iops[r, 3] == 0:
-                    for ax in range(3):
-                        A = 1
-                        for ax2 in range(ax):
-                            A *= dims[r, ax2, 1]
-                        B = 1
-                        for ax2 in range(ax + 1, 3):
-                            B *= dims[r, ax2, 0]
-                        n_in = dims[r, ax, 0]
-                        n_out = dims[r, ax, 1]
-                        if n_in == n_out and dims[r, ax, 2] == 1 and tabs[r, ax, n_out - 1, 0] == n_in - 1:
-                            continue  # a 1-wide filter with stride 1: nothing to sum
-                        _conv_axis(n0, t0, n1, t1, A, n_in, B, n_out, dims[r, ax, 2], tabs[r, ax], full)
-                        n0, n1 = n1, n0
-                        t0, t1 = t1, t0
-                    P = dims[r, 0, 1] * dims[r, 1, 1] * dims[r, 2, 1]
-                size = P * P if full else P
-                scale = fops[r, 2]
-                for e in range(size):
-                    s = w2 * scale * n0[e] + b2
-                    n0[e] = s
-                    t0[e] = s + w2 * scale * t0[e]
-            else:
-                sn = w2 * sn + b2
-                st = sn + w2 * st
-        elif kind == 1:  # activation
+        if kind == OP_CONV and spatial:
+            if iops[r, 3] == 0:
+                cur = _conv(r, dims, runs, n_runs, full, bufs, cur)
+                P = dims[r, 0, 1] * dims[r, 1, 1] * dims[r, 2, 1]
+            _affine(bufs[cur], bufs[cur + 1], P * P if full else P, fops[r, 0], fops[r, 1], fops[r, 2])
+        elif kind == OP_CONV:
+            sn = fops[r, 0] * sn + fops[r, 1]
+            st = sn + fops[r, 0] * st
+        elif kind == OP_ACT:
             h = iops[r, 1]
-            code = iops[r, 3]
-            p0 = fops[r, 0]
-            p1 = fops[r, 1]
             if record:
-                if not spatial:
-                    hx[h, i, 0] = sn
-                else:
+                if spatial:
                     step = P + 1 if full else 1
                     for p in range(P):
-                        hx[h, i, p] = n0[p * step]
-            if not spatial:
-                t, td = fused._moments(code, p0, p1, hx[h, i, 0], hy[h, j, 0], sn, same)
+                        hx[h, i, p] = bufs[cur, p * step]
+                else:
+                    hx[h, i, 0] = sn
+            if spatial:
+                _activation(iops[r, 3], fops[r, 0], fops[r, 1], hx[h, i], hy[h, j], same, full, P,
+                            bufs[cur], bufs[cur + 1])
+            else:
+                t, td = fused._moments(iops[r, 3], fops[r, 0], fops[r, 1], hx[h, i, 0], hy[h, j, 0],
+                                       sn, same)
                 sn = t
                 st = td * st
-            elif full:
-                for p in range(P):
-                    a = hx[h, i, p]
-                    for q in range(P):
-                        e = p * P + q
-                        t, td = fused._moments(code, p0, p1, a, hy[h, j, q], n0[e], same and p == q)
-                        n0[e] = t
-                        t0[e] = td * t0[e]
-            else:
-                for p in range(P):
-                    t, td = fused._moments(code, p0, p1, hx[h, i, p], hy[h, j, p], n0[p], same)
-                    n0[p] = t
-                    t0[p] = td * t0[p]
-        else:  # GAP, GSP, Flatten
-            sn = 0.0
-            st = 0.0
-            if full and kind != 4:
-                for e in range(P * P):
-                    sn += n0[e]
-                    st += t0[e]
-                if kind == 2:
-                    sn /= P * P
-                    st /= P * P
-            else:
-                step = P + 1 if full else 1
-                for p in range(P):
-                    sn += n0[p * step]
-                    st += t0[p * step]
-                if kind != 3:
-                    sn /= P
-                    st /= P
+        else:
+            sn, st = _reduce(kind, full, P, bufs[cur], bufs[cur + 1])
             spatial = False
     return sn, st
 
 
 @_pjit
-def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, tabs, hx, hy, nngp, ntk):
+def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, hx, hy, nngp, ntk):
     n = X.shape[0]
     m = Y.shape[0]
     n_tasks = (n + 1) // 2 if sym else n
@@ -306,7 +324,7 @@ def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, tabs, hx, hy, nngp, 
             j0 = i if sym else 0
             for j in range(j0, m):
                 s, t = _run_pair(
-                    i, j, sym and i == j, X, Y, C, full0, P0, iops, fops, dims, tabs, hx, hy, bufs,
+                    i, j, sym and i == j, X, Y, C, full0, P0, iops, fops, dims, runs, n_runs, hx, hy, bufs,
                     False,
                 )
                 nngp[i, j] = s
@@ -317,16 +335,16 @@ def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, tabs, hx, hy, nngp, 
 
 
 @_pjit
-def _self(X, C, full0, P0, size, iops, fops, dims, tabs, hx, nngp, ntk):
+def _self(X, C, full0, P0, size, iops, fops, dims, runs, n_runs, hx, nngp, ntk):
     for i in numba.prange(X.shape[0]):
         bufs = np.empty((4, size))
-        s, t = _run_pair(i, i, True, X, X, C, full0, P0, iops, fops, dims, tabs, hx, hx, bufs, True)
+        s, t = _run_pair(i, i, True, X, X, C, full0, P0, iops, fops, dims, runs, n_runs, hx, hx, bufs, True)
         nngp[i] = s
         ntk[i] = t
 
 
 def _sizes(plan, tables):
-    iops, _, dims, _, _ = tables
+    iops, dims = tables[0], tables[2]
     P0 = int(np.prod(plan.spatial)) if plan.spatial else 1
     sizes = [P0]
     for r in range(iops.shape[0]):
@@ -340,19 +358,19 @@ def _sizes(plan, tables):
 
 def self_pass(plan, tables, X):
     """``(nngp, ntk, history)`` of the pairs ``(x, x)``; ``history`` feeds :func:`pairs`."""
-    iops, fops, dims, tabs, act_ops = tables
+    iops, fops, dims, runs, n_runs, act_ops = tables
     P0, P_max, size, full0 = _sizes(plan, tables)
     n = X.shape[0]
     hx = np.zeros((max(len(act_ops), 1), n, P_max))
     nngp = np.empty(n)
     ntk = np.empty(n)
-    _self(X, plan.input_shape[-1], full0, P0, size, iops, fops, dims, tabs, hx, nngp, ntk)
+    _self(X, plan.input_shape[-1], full0, P0, size, iops, fops, dims, runs, n_runs, hx, nngp, ntk)
     return nngp, ntk, hx
 
 
 def pairs(plan, tables, X, Y=None):
     """``(nngp, ntk)`` of every pair (``Y is None``: k(X), upper triangle computed)."""
-    iops, fops, dims, tabs, _ = tables
+    iops, fops, dims, runs, n_runs, _ = tables
     P0, _, size, full0 = _sizes(plan, tables)
     sym = Y is None
     Yv = X if sym else Y
@@ -361,5 +379,5 @@ def pairs(plan, tables, X, Y=None):
     nngp = np.empty((X.shape[0], Yv.shape[0]))
     ntk = np.empty_like(nngp)
     C = plan.input_shape[-1]
-    _pairs(X, Yv, sym, C, full0, P0, size, iops, fops, dims, tabs, hx, hy, nngp, ntk)
+    _pairs(X, Yv, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, hx, hy, nngp, ntk)
     return nngp, ntk
