@@ -151,6 +151,14 @@ def _conv_tables(op, dims, tabs, fops):
 # compiled interpreter
 # --------------------------------------------------------------------------------------------------
 @_jit
+def _add(dst, so, src, si, length):
+    d = dst[so : so + length]
+    s = src[si : si + length]
+    for e in range(np.uint64(length)):
+        d[e] += s[e]
+
+
+@_jit
 def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, runs, n_runs_d, full):
     """Sum over the filter offsets along one axis (both pixels shifted alike when ``full``).
 
@@ -182,9 +190,8 @@ def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, runs, n_runs_d,
                             for r2 in range(n_runs):
                                 so = r_out + (a2 * n_out + runs[d, r2, 0]) * B
                                 si = r_in + (a2 * n_in + runs[d, r2, 2]) * B
-                                for e in range(runs[d, r2, 1] * B):
-                                    dst_n[so + e] += src_n[si + e]
-                                    dst_t[so + e] += src_t[si + e]
+                                _add(dst_n, so, src_n, si, runs[d, r2, 1] * B)
+                                _add(dst_t, so, src_t, si, runs[d, r2, 1] * B)
 
 
 @_jit
@@ -306,6 +313,8 @@ def _run_pair(i, j, same, X, Y, C, full, P0, iops, fops, dims, runs, n_runs, hx,
         else:
             sn, st = _reduce(kind, full, P, bufs[cur], bufs[cur + 1])
             spatial = False
+    if spatial:  # no spatial axes at all: the input was a plain vector (one "position")
+        return bufs[cur, 0], bufs[cur + 1, 0]
     return sn, st
 
 
