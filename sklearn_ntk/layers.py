@@ -36,6 +36,7 @@ __all__ = [
     "serial",
     "parallel",
     "Residual",
+    "Aggregate",
 ]
 
 
@@ -254,6 +255,21 @@ class FanOut(Layer):
 
 class FanInSum(Layer):
     """Sum the branches (of independent weights) into one."""
+
+    def __init__(self):
+        pass
+
+
+class Aggregate(Layer):
+    r"""Graph aggregation: every node receives the weighted sum of its predecessors' features.
+
+    For a graph with adjacency :math:`A` (``A[i, j]`` the weight of the edge ``i -> j``, used as
+    given: add self-loops to :math:`A` to keep a node's own features) and node features
+    :math:`H` of shape ``(N, C)``, the layer computes :math:`H \leftarrow A^\top H` (``A @ H`` for
+    an undirected graph), neural-tangents' ``stax.Aggregate()``. The node-by-node covariance of
+    two graphs becomes :math:`A_1^\top \Sigma A_2`. The inputs are graphs: ``X`` is a sequence of
+    ``(adjacency, node_features)`` pairs (see :ref:`graph-networks`).
+    """
 
     def __init__(self):
         pass

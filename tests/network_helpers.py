@@ -23,6 +23,7 @@ _LAYERS = {
     "LayerNorm": nl.LayerNorm,
     "FanOut": nl.FanOut,
     "FanInSum": nl.FanInSum,
+    "Aggregate": nl.Aggregate,
 }
 
 

@@ -19,6 +19,9 @@ __all__ = ["Op", "SerialNode", "ParallelNode", "Plan", "compile_network"]
 
 _PADDINGS = ("same", "valid", "circular")
 
+#: the spatial shape of graph inputs: one axis of nodes whose length varies from graph to graph
+GRAPH_SHAPE = (-1,)
+
 
 @dataclass
 class Op:
@@ -127,6 +130,10 @@ class _Compiler:
             return self.fan_in(meta, where)
         self._single(meta, where, spec)
         name = f"{where} {spec!r}"
+        if meta.shape == GRAPH_SHAPE or isinstance(spec, nl.Aggregate):
+            graph = _graph_leaf(self, spec, meta, name)
+            if graph is not None:
+                return graph
         if isinstance(spec, nl.Dense):
             self.has_weights = True
             return self.add("dense", name, _stds(spec, where), meta), _Meta(meta.shape, True)
@@ -197,6 +204,23 @@ class _Compiler:
             )
 
 
+def _graph_leaf(comp, spec, meta, name):
+    """Aggregate, and the layers that make no sense on graphs; ``None`` for the others."""
+    if isinstance(spec, nl.Aggregate):
+        if meta.shape != GRAPH_SHAPE:
+            raise ValueError(
+                f"{name}: Aggregate() needs graph inputs (X a sequence of (adjacency, "
+                "node_features) pairs) and no spatial layer before it"
+            )
+        return comp.add("aggregate", name, {}, meta), meta
+    if isinstance(spec, (nl.Conv, nl.AvgPool, nl.Flatten)):
+        raise ValueError(
+            f"{name}: graph nodes have no grid (and their number varies); use Dense, Aggregate "
+            "and activations on nodes, and GlobalSumPool() / GlobalAvgPool() to read out"
+        )
+    return None
+
+
 def _is_named(entry):
     return isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
 
@@ -264,7 +288,7 @@ def _out(axes):
     return tuple(a[4] for a in axes)
 
 
-_NEEDS_FULL = {"avgpool", "gap", "gsp"}
+_NEEDS_FULL = {"avgpool", "gap", "gsp", "aggregate"}
 _DIAG_OK = {"flatten"}
 
 

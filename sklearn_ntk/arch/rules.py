@@ -191,7 +191,7 @@ def _pair_views(state, va, vb):
         P = va.shape[-1]
         a = va[..., :, None]
         b = vb[..., None, :]
-        same = same[:, None, None] & np.eye(P, dtype=bool)[None]
+        same = same[:, None, None] & np.eye(P, vb.shape[-1], dtype=bool)[None]
     elif state.shape:
         a, b = va, vb
         same = np.broadcast_to(same[:, None], state.nngp.shape[1:])
@@ -297,6 +297,11 @@ def fan_in_sum(states, op, ctx):
     )
 
 
+def aggregate(state, op, ctx):
+    """Aggregate (graphs): :math:`A_1^\\top \\Sigma A_2` per pair; ``ctx.aggregate`` applies it."""
+    return replace(state, nngp=ctx.aggregate(state.nngp), ntk=ctx.aggregate(state.ntk))
+
+
 RULES = {
     "dense": dense,
     "conv": conv,
@@ -309,6 +314,7 @@ RULES = {
     "identity": lambda state, op, ctx: state,
     "fanout": lambda state, op, ctx: (state,) * op.params["num"],
     "faninsum": fan_in_sum,
+    "aggregate": aggregate,
 }
 
 

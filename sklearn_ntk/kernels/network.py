@@ -9,8 +9,9 @@ from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
 
 from .. import layers as nl
 from .._validation import check_kernel_input, check_memory
-from ..arch.plan import compile_network
+from ..arch.plan import GRAPH_SHAPE, compile_network
 from ..backends import conv, reference
+from .graph import graph_diag, graph_pairs, uses_graphs
 from .ntk import NTKKernel
 
 __all__ = ["NetworkKernel"]
@@ -120,7 +121,8 @@ class NetworkKernel(Kernel):
 
     @property
     def requires_vector_input(self):
-        return True
+        """False for graph networks (X a sequence of graphs, as for ``GenericKernelMixin``)."""
+        return not uses_graphs(self.layers)
 
     def __repr__(self):
         shape = "" if self.input_shape is None else f", input_shape={self.input_shape!r}"
@@ -130,8 +132,10 @@ class NetworkKernel(Kernel):
         )
 
     # ------------------------------------------------------------------ validation
-    def _resolved(self, n_features):
-        """Validate everything; return (plan, sigma_w^2, sigma_b^2)."""
+    def _resolved(self, n_features, graph=False):
+        """Validate everything; return (plan, sigma_w^2, sigma_b^2).
+
+        ``graph``: the inputs are graphs with ``n_features`` node features."""
         if self.kind not in _KINDS:
             raise ValueError(f"kind must be 'ntk' or 'nngp', got {self.kind!r}")
         for name in ("weight_std", "bias_std"):
@@ -142,7 +146,7 @@ class NetworkKernel(Kernel):
                 raise ValueError(
                     f"{name} must be finite and {'> 0' if name == 'weight_std' else '>= 0'}, got {value!r}"
                 )
-        shape = self._input_shape(n_features)
+        shape = GRAPH_SHAPE + (n_features,) if graph else self._input_shape(n_features)
         plan = compile_network(self.layers, shape)
         return plan, float(self.weight_std) ** 2, float(self.bias_std) ** 2
 
@@ -202,6 +206,8 @@ class NetworkKernel(Kernel):
 
     # ------------------------------------------------------------------ evaluation
     def _pairs(self, X, Y, grad=False):
+        if not self.requires_vector_input:
+            return graph_pairs(self, X, Y, grad=grad)
         X, Y = self._inputs(X, Y)
         plan, w2, b2 = self._resolved(X.shape[1])
         n = X.shape[0]
@@ -253,7 +259,7 @@ class NetworkKernel(Kernel):
         """
         if eval_gradient and Y is not None:
             raise ValueError("Gradient can only be evaluated when Y is None.")
-        if eval_gradient:
+        if eval_gradient and self.requires_vector_input:
             X, _ = self._inputs(X, None)
             fc = self._fully_connected(self._resolved(X.shape[1])[0])
             if fc is not None:
@@ -267,6 +273,8 @@ class NetworkKernel(Kernel):
 
     def diag_ntk_and_nngp(self, X):
         """Return ``(ntk_diag, nngp_diag)``, one network pass per sample."""
+        if not self.requires_vector_input:
+            return graph_diag(self, X)
         X, _ = self._inputs(X, None)
         plan, w2, b2 = self._resolved(X.shape[1])
         fc = self._fully_connected(plan)
