@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import layers as nl
 from .._validation import check_memory
 from ..backends import graph as backend
+from ..backends import graph_chain
 from ..graphs import check_graphs
 
 __all__ = ["uses_graphs", "graph_pairs", "graph_diag"]
@@ -47,11 +48,20 @@ def graph_pairs(kernel, X, Y, grad=False):
     plan, w2, b2, gx, gy = _resolve(kernel, X, Y)
     n, m = len(gx), len(gx) if gy is None else len(gy)
     check_memory(2 * (3 if grad else 1) * 8 * n * m, f"NetworkKernel on {n} x {m} graphs")
-    return backend.kernel_matrices(plan, gx, gy, w2, b2, grad=grad)
+    tables = None if grad else graph_chain.encode(plan, w2, b2)
+    if tables is None:
+        return backend.kernel_matrices(plan, gx, gy, w2, b2, grad=grad)
+    packed_y = None if gy is None else graph_chain.pack(gy)
+    nngp, ntk = graph_chain.pairs(tables, graph_chain.pack(gx), packed_y)  # compiled GNTK family
+    return nngp[None], ntk[None]
 
 
 def graph_diag(kernel, X):
     """``(ntk, nngp)`` of every graph with itself."""
     plan, w2, b2, gx, _ = _resolve(kernel, X, None)
+    tables = graph_chain.encode(plan, w2, b2)
+    if tables is not None:
+        nngp, ntk, _ = graph_chain.self_pass(tables, graph_chain.pack(gx))
+        return ntk, nngp
     nngp, ntk = backend.diag_kernels(plan, gx, w2, b2)
     return ntk[0].copy(), nngp[0].copy()
