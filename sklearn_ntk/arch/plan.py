@@ -209,8 +209,9 @@ def _graph_leaf(comp, spec, meta, name):
     if isinstance(spec, nl.Aggregate):
         if meta.shape != GRAPH_SHAPE:
             raise ValueError(
-                f"{name}: Aggregate() needs graph inputs (X a sequence of (adjacency, "
-                "node_features) pairs) and no spatial layer before it"
+                f"{name}: Aggregate() needs node features: graph inputs (X a sequence of "
+                "(adjacency, node_features) pairs) and no node readout (GlobalSumPool / "
+                "GlobalAvgPool) before it"
             )
         return comp.add("aggregate", name, {}, meta), meta
     if isinstance(spec, (nl.Conv, nl.AvgPool, nl.Flatten)):

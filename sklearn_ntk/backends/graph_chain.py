@@ -18,6 +18,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+from .._validation import check_memory
 from . import fused
 
 __all__ = ["encode", "pack", "pairs", "self_pass"]
@@ -108,7 +109,7 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, bufs, record):
     n1 = offx[i + 1] - offx[i]
     n2 = offy[j + 1] - offy[j]
     C = Hx.shape[1]
-    sn, st, tn, tt = bufs[0], bufs[1], bufs[2], bufs[3]
+    sn, st, tn = bufs[0], bufs[1], bufs[2]
     for p in range(n1):
         for q in range(n2):
             s = 0.0
@@ -175,7 +176,7 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, bufs, record):
 def _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk):
     n_tasks = (n + 1) // 2 if sym else n
     for task in numba.prange(n_tasks):
-        bufs = np.empty((4, size))
+        bufs = np.empty((3, size))
         first = np.int64(task)
         for rep in range(2 if sym else 1):
             i = first if rep == 0 else np.int64(n - 1) - first
@@ -193,10 +194,16 @@ def _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk):
 @_pjit
 def _self(gx, n, size, iops, fops, hx, nngp, ntk):
     for i in numba.prange(n):
-        bufs = np.empty((4, size))
+        bufs = np.empty((3, size))
         s, t = _run_pair(i, i, True, gx, gx, iops, fops, hx, hx, bufs, True)
         nngp[i] = s
         ntk[i] = t
+
+
+def _buffers(size):
+    """Check that every thread's three node-pair buffers of ``size`` values fit in memory."""
+    check_memory(numba.get_num_threads() * 3 * 8 * size, "the node-pair states of the largest graphs")
+    return size
 
 
 def _max_nodes(packed):
@@ -209,7 +216,7 @@ def self_pass(tables, packed):
     n = packed[1].shape[0] - 1
     hx = np.zeros((max(n_acts, 1), packed[0].shape[0]))
     nngp, ntk = np.empty(n), np.empty(n)
-    _self(packed, n, _max_nodes(packed) ** 2, iops, fops, hx, nngp, ntk)
+    _self(packed, n, _buffers(_max_nodes(packed) ** 2), iops, fops, hx, nngp, ntk)
     return nngp, ntk, hx
 
 
@@ -222,6 +229,6 @@ def pairs(tables, gx, gy=None):
     gy = gx if sym else gy
     n, m = gx[1].shape[0] - 1, gy[1].shape[0] - 1
     nngp, ntk = np.empty((n, m)), np.empty((n, m))
-    size = _max_nodes(gx) * _max_nodes(gy)
+    size = _buffers(_max_nodes(gx) * _max_nodes(gy))
     _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk)
     return nngp, ntk

@@ -11,6 +11,7 @@ from .. import layers as nl
 from .._validation import check_kernel_input, check_memory
 from ..arch.plan import GRAPH_SHAPE, compile_network
 from ..backends import conv, reference
+from ..graphs import is_graph_input
 from .graph import graph_diag, graph_pairs, uses_graphs
 from .ntk import NTKKernel
 
@@ -206,7 +207,7 @@ class NetworkKernel(Kernel):
 
     # ------------------------------------------------------------------ evaluation
     def _pairs(self, X, Y, grad=False):
-        if not self.requires_vector_input:
+        if not self.requires_vector_input or is_graph_input(X):
             return graph_pairs(self, X, Y, grad=grad)
         X, Y = self._inputs(X, Y)
         plan, w2, b2 = self._resolved(X.shape[1])
@@ -259,7 +260,7 @@ class NetworkKernel(Kernel):
         """
         if eval_gradient and Y is not None:
             raise ValueError("Gradient can only be evaluated when Y is None.")
-        if eval_gradient and self.requires_vector_input:
+        if eval_gradient and self.requires_vector_input and not is_graph_input(X):
             X, _ = self._inputs(X, None)
             fc = self._fully_connected(self._resolved(X.shape[1])[0])
             if fc is not None:
@@ -273,7 +274,7 @@ class NetworkKernel(Kernel):
 
     def diag_ntk_and_nngp(self, X):
         """Return ``(ntk_diag, nngp_diag)``, one network pass per sample."""
-        if not self.requires_vector_input:
+        if not self.requires_vector_input or is_graph_input(X):
             return graph_diag(self, X)
         X, _ = self._inputs(X, None)
         plan, w2, b2 = self._resolved(X.shape[1])
