@@ -19,11 +19,13 @@ list of pairs into a numeric array and fail, so give them ``graph_array(X)``.
 from __future__ import annotations
 
 import hashlib
+import numbers
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["graph_array", "check_graphs", "is_graph_input", "graph_key"]
+__all__ = ["graph_array", "gntk_layers", "gntk_adjacency", "check_graphs", "is_graph_input",
+           "graph_key"]
 
 #: sparse adjacencies of graphs with more nodes than this stay sparse (smaller ones are densified)
 SPARSE_MIN_NODES = 128
@@ -180,3 +182,98 @@ def graph_key(X):
             h.update(memoryview(arr).cast("B"))
         h.update(b"|" if not sp.issparse(A) else b"s")
     return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------------
+# the GNTK of Du et al. (2019) in these layers
+# --------------------------------------------------------------------------------------------------
+def gntk_layers(n_blocks=2, n_mlp_layers=2, jumping_knowledge=False):
+    """The layers of the graph neural tangent kernel (GNTK) of Du et al. (2019).
+
+    Each of the ``n_blocks`` BLOCKs is one aggregation (``Aggregate()``: sum over the node's
+    neighbours and itself, given the adjacency of :func:`gntk_adjacency`) followed by
+    ``n_mlp_layers`` fully-connected ReLU layers (``Dense(), "relu"``); the READOUT sums over the
+    nodes (``GlobalSumPool()``) and a final ``Dense()`` is the linear output layer. With
+    ``jumping_knowledge`` the readout sums the node sums of every block (the concatenation of
+    per-block readouts of the paper: each block's sum gets its own ``Dense()`` readout and their
+    kernels add, ``FanOut`` / ``parallel`` / ``FanInSum``).
+
+    Use ``NetworkKernel(gntk_layers(...), weight_std=sqrt(2), bias_std=0)`` for the paper's
+    constants: :math:`c_\\sigma = 2` is ``weight_std**2``, no biases. The paper's input kernel is
+    :math:`\\langle h_u, h_{u'} \\rangle` where ours is :math:`\\langle h_u, h_{u'}\\rangle / C`
+    followed by the first ``Dense`` (:math:`\\sigma_w^2`); without biases the ReLU network is
+    positively homogeneous, so both kernels agree up to the constant factor, which changes no
+    prediction of a kernel machine whose regularisation is rescaled alike. The neighbourhood scaling
+    :math:`c_u` (1 for sum, :math:`1/(|\\mathcal N(u)| + 1)` for mean aggregation) goes into the
+    adjacency: see :func:`gntk_adjacency`.
+
+    Parameters
+    ----------
+    n_blocks : int, default=2
+        Number of BLOCK operations :math:`L` (aggregation + MLP).
+    n_mlp_layers : int, default=2
+        Number of fully-connected ReLU layers :math:`R` per block.
+    jumping_knowledge : bool, default=False
+        Read out the node sums of every block, not only of the last one.
+
+    Returns
+    -------
+    list
+        Layers for :class:`~sklearn_ntk.NetworkKernel` (whose inputs are then graphs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntk import NetworkKernel
+    >>> from sklearn_ntk.graphs import gntk_adjacency, gntk_layers
+    >>> k = NetworkKernel(gntk_layers(2, 2), weight_std=np.sqrt(2), bias_std=0.0)
+    >>> path = np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=float)
+    >>> X = [(gntk_adjacency(path), np.ones((3, 1))), (gntk_adjacency(np.zeros((2, 2))), np.ones((2, 1)))]
+    >>> k(X).shape
+    (2, 2)
+    """
+    from . import layers as nl
+
+    for name, value in (("n_blocks", n_blocks), ("n_mlp_layers", n_mlp_layers)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    block = [nl.Aggregate()] + [nl.Dense(), "relu"] * int(n_mlp_layers)
+    if not jumping_knowledge:
+        return block * int(n_blocks) + [nl.GlobalSumPool(), nl.Dense()]
+    tail = block + [nl.GlobalSumPool(), nl.Dense()]  # the last block and its readout
+    for _ in range(int(n_blocks) - 1):
+        readout = nl.serial(nl.GlobalSumPool(), nl.Dense())
+        tail = block + [nl.FanOut(2), nl.parallel(readout, nl.serial(*tail)), nl.FanInSum()]
+    return tail
+
+
+def gntk_adjacency(adjacency, average=False):
+    """The aggregation matrix of the GNTK: neighbours plus self-loops, summed or averaged.
+
+    Returns :math:`(A + I)\\,\\mathrm{diag}(c)` with :math:`c_u = 1` (``average=False``) or
+    :math:`c_u = 1 / \\sum_v (A + I)_{vu}` (the mean over the node's in-neighbours and itself), so
+    that ``Aggregate()`` computes :math:`h_u \\leftarrow c_u \\sum_{v \\in \\mathcal N(u) \\cup \\{u\\}} h_v`.
+    Sparse input stays sparse.
+
+    Parameters
+    ----------
+    adjacency : array-like or sparse matrix of shape (N, N)
+        Without self-loops (any present are kept and get one more).
+    average : bool, default=False
+
+    Returns
+    -------
+    ndarray or scipy.sparse.csr_array of shape (N, N)
+    """
+    if sp.issparse(adjacency):
+        A = sp.csr_array(adjacency, dtype=np.float64) + sp.eye_array(adjacency.shape[0], format="csr")
+        if average:
+            A = (A @ sp.diags_array(1.0 / np.asarray(A.sum(axis=0)).ravel())).tocsr()
+        return A
+    A = np.array(adjacency, dtype=np.float64)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"adjacency must be a square (N, N) array, got shape {A.shape}")
+    A += np.eye(A.shape[0])
+    if average:
+        A /= A.sum(axis=0, keepdims=True)
+    return A

@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from sklearn_ntk import NetworkKernel
+from sklearn_ntk.graphs import gntk_adjacency, gntk_layers
 from tests.network_helpers import DATA, build
 
 META = json.loads((DATA / "nt_graph_reference.json").read_text())
@@ -58,3 +59,22 @@ def test_reference_is_informative():
     k = kernel("agg_sum")
     flipped = [(A.T, H) for A, H in GRAPHS]
     assert np.abs(k(flipped) - ARRAYS["agg_sum_ntk"]).max() > 1e-3 * np.abs(ARRAYS["agg_sum_ntk"]).max()
+
+
+@pytest.mark.parametrize("name, args", [("gntk_2blocks", (2, 2, False)), ("gntk_jk", (2, 1, True))])
+def test_gntk_helper_is_the_reference_network(name, args):
+    net = META["networks"][name]
+    k = NetworkKernel(gntk_layers(*args), weight_std=net["weight_std"], bias_std=net["bias_std"])
+    ntk, nngp = k.ntk_and_nngp(GRAPHS)
+    close(ntk, ARRAYS[f"{name}_ntk"])
+    close(nngp, ARRAYS[f"{name}_nngp"])
+
+
+def test_gntk_mean_aggregation():
+    """gntk_adjacency(average=True) averages over the in-neighbours and the node itself."""
+    A = np.array([[0, 1, 1], [1, 0, 0], [1, 0, 0]], dtype=float)
+    M = gntk_adjacency(A, average=True)
+    H = np.arange(6.0).reshape(3, 2)
+    np.testing.assert_allclose(M.T @ H, [[H.mean(0)[0], H.mean(0)[1]], H[:2].mean(0), H[[0, 2]].mean(0)])
+    np.testing.assert_allclose(gntk_adjacency(sp.csr_matrix(A), average=True).toarray(), M)
+    np.testing.assert_allclose(gntk_adjacency(A), A + np.eye(3))
