@@ -37,6 +37,7 @@ __all__ = [
     "parallel",
     "Residual",
     "Aggregate",
+    "GlobalSelfAttention",
 ]
 
 
@@ -273,6 +274,43 @@ class Aggregate(Layer):
 
     def __init__(self):
         pass
+
+
+class GlobalSelfAttention(Layer):
+    r"""Global self-attention over the spatial positions, infinitely many heads.
+
+    neural-tangents' ``stax.GlobalSelfAttention(..., linear_scaling=True,
+    attention_mechanism="SOFTMAX")`` without positional embeddings, with every weight
+    (query, key, value, output) of standard deviation ``weight_std``. In the infinite-width limit
+    the attention weights of an input become deterministic, a softmax over the positions of its
+    own covariance, :math:`G = \mathrm{softmax}(\sigma_w^2 \Sigma(x, x))` (row-wise), and
+
+    .. math::
+
+        \Sigma' = \sigma_w^4 G_1 \Sigma G_2^\top + \sigma_b^2, \qquad
+        \Theta' = \Sigma' + \sigma_w^4 G_1 (\Theta + 2\Sigma) G_2^\top .
+
+    The other variants of neural-tangents have no closed form for this kernel and are refused.
+
+    Parameters
+    ----------
+    n_heads : int, default=1
+        Number of heads (the infinite-width kernel does not depend on it).
+    weight_std, bias_std : float or None, default=None
+        As for :class:`Dense` (the query, key, value and output weights share ``weight_std``).
+    linear_scaling : bool, default=True
+        Only ``True`` (scaling the logits by the key width, queries tied to keys) has a closed form.
+    attention_mechanism : str, default="softmax"
+        Only ``"softmax"`` is implemented.
+    """
+
+    def __init__(self, n_heads=1, weight_std=None, bias_std=None, linear_scaling=True,
+                 attention_mechanism="softmax"):
+        self.n_heads = n_heads
+        self.weight_std = weight_std
+        self.bias_std = bias_std
+        self.linear_scaling = linear_scaling
+        self.attention_mechanism = attention_mechanism
 
 
 class Serial(Layer):

@@ -24,6 +24,7 @@ _LAYERS = {
     "FanOut": nl.FanOut,
     "FanInSum": nl.FanInSum,
     "Aggregate": nl.Aggregate,
+    "GlobalSelfAttention": nl.GlobalSelfAttention,
 }
 
 

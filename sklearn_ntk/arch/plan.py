@@ -148,6 +148,9 @@ class _Compiler:
             return self.add(kind, name, {}, meta), _Meta((), meta.gaussian)
         if isinstance(spec, nl.Flatten):
             return self.add("flatten", name, {}, meta), _Meta((), False)
+        if isinstance(spec, nl.GlobalSelfAttention):
+            self.has_weights = True
+            return self.add("attention", name, _attention(spec, meta, name), meta), _Meta(meta.shape, True)
         if isinstance(spec, nl.Identity):
             return self.add("identity", name, {}, meta), meta
         if isinstance(spec, nl.LayerNorm):
@@ -222,6 +225,25 @@ def _graph_leaf(comp, spec, meta, name):
     return None
 
 
+def _attention(spec, meta, name):
+    """Validated parameters of GlobalSelfAttention (only the closed-form variant)."""
+    if not meta.shape:
+        raise ValueError(f"{name}: attention needs positions: give NetworkKernel an input_shape "
+                         "such as (T, C) for sequences")
+    heads = spec.n_heads
+    if isinstance(heads, bool) or not isinstance(heads, numbers.Integral) or heads < 1:
+        raise ValueError(f"{name}: n_heads must be a positive integer, got {heads!r}")
+    if spec.linear_scaling is not True:
+        raise ValueError(
+            f"{name}: linear_scaling=False has no closed-form infinite-width kernel with a softmax "
+            "(neural-tangents refuses it too); use linear_scaling=True"
+        )
+    mech = spec.attention_mechanism
+    if not isinstance(mech, str) or mech.lower() != "softmax":
+        raise ValueError(f"{name}: attention_mechanism={mech!r} is not implemented; only 'softmax'")
+    return _stds(spec, name)
+
+
 def _is_named(entry):
     return isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[0], str)
 
@@ -289,7 +311,7 @@ def _out(axes):
     return tuple(a[4] for a in axes)
 
 
-_NEEDS_FULL = {"avgpool", "gap", "gsp", "aggregate"}
+_NEEDS_FULL = {"avgpool", "gap", "gsp", "aggregate", "attention"}
 _DIAG_OK = {"flatten"}
 
 

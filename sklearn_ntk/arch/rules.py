@@ -24,6 +24,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .attention import attention
+
 __all__ = ["KernelState", "Context", "apply"]
 
 LAYERNORM_EPS = 1e-12  # neural-tangents' default
@@ -315,6 +317,7 @@ RULES = {
     "fanout": lambda state, op, ctx: (state,) * op.params["num"],
     "faninsum": fan_in_sum,
     "aggregate": aggregate,
+    "attention": attention,
 }
 
 

@@ -89,7 +89,7 @@ def self_pass(plan, graphs, w2, b2, grad):
             rec = {}
 
             def variances(op, state, rec=rec):
-                v = state.pixel_diagonal()
+                v = state.nngp if op.kind == "attention" else state.pixel_diagonal()
                 rec[op.index] = v
                 return v, v
 

@@ -110,7 +110,7 @@ def _self_block(plan, X, w2, b2, grad):
     history = {}
 
     def variances(op, state):
-        v = state.pixel_diagonal()
+        v = state.nngp if op.kind == "attention" else state.pixel_diagonal()
         history[op.index] = v
         return v, v
 
