@@ -79,7 +79,7 @@ def test_gaussian_process_regressor_needs_graph_array():
     gpr = GaussianProcessRegressor(kernel=k, alpha=1e-6, optimizer=None).fit(graph_array(X), YREG)
     np.testing.assert_allclose(gpr.predict(graph_array(X[:6])), YREG[:6], atol=1e-3)
     # with hyperparameter optimisation (exact gradients through the graph evaluator)
-    gpr = GaussianProcessRegressor(kernel=k, alpha=1e-4).fit(graph_array(X), YREG)
+    gpr = GaussianProcessRegressor(kernel=k, alpha=1e-4).fit(graph_array(X[::8]), YREG[::8])
     assert np.isfinite(gpr.log_marginal_likelihood_value_)
 
 
