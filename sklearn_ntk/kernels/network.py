@@ -25,8 +25,9 @@ class NetworkKernel(Kernel):
 
     The layers are those of :mod:`sklearn_ntk.layers` (neural-tangents' ``stax`` vocabulary):
     ``Dense``, ``Conv``, ``AvgPool``, ``GlobalAvgPool``, ``GlobalSumPool``, ``Flatten``,
-    ``LayerNorm``, ``FanOut``/``parallel``/``FanInSum`` (``Residual``), ``serial`` and every
-    activation :class:`~sklearn_ntk.NTKKernel` accepts. The numbers are those of
+    ``LayerNorm``, ``FanOut``/``parallel``/``FanInSum`` (``Residual``), ``GlobalSelfAttention``,
+    ``Aggregate`` (graph inputs), ``serial`` and every activation :class:`~sklearn_ntk.NTKKernel`
+    accepts. The numbers are those of
     ``neural_tangents.stax.serial(...)`` with the same layers and ``W_std``/``b_std`` on every
     Dense/Conv layer (NTK parameterisation). See :ref:`architectures`.
 
@@ -40,7 +41,9 @@ class NetworkKernel(Kernel):
     input_shape : tuple of int or None, default=None
         Shape of one sample, channels last: ``(H, W, C)`` images, ``(T, C)`` sequences. ``X``
         stays 2-D ``(n, prod(input_shape))`` with rows flattened in C order. ``None`` means
-        ``(n_features,)`` (no spatial axes).
+        ``(n_features,)`` (no spatial axes). Networks with ``Aggregate`` layers take graphs
+        instead: ``X`` a sequence of ``(adjacency, node_features)`` pairs and ``input_shape=None``
+        (see :ref:`graph-networks`).
     weight_std : float, default=1.0
         :math:`\sigma_w > 0` of every Dense/Conv layer whose own ``weight_std`` is None; a
         hyperparameter.
