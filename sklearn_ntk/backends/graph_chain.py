@@ -88,17 +88,20 @@ def _agg_left(src, dst, n1, n2, r0, indptr, indices, data):
 
 
 @_jit
-def _agg_right(src, dst, n1, n2, r0, indptr, indices, data):
-    """``dst = src A2``."""
-    for e in range(n1 * n2):
-        dst[e] = 0.0
+def _transpose(src, dst, n1, n2):
+    """``dst`` (n2 x n1) = ``src`` (n1 x n2) transposed."""
     for p in range(n1):
-        for k2 in range(n2):
-            s = src[p * n2 + k2]
-            if s == 0.0:
-                continue
-            for k in range(indptr[r0 + k2], indptr[r0 + k2 + 1]):
-                dst[p * n2 + indices[k]] += data[k] * s
+        for q in range(n2):
+            dst[q * n1 + p] = src[p * n2 + q]
+
+
+@_jit
+def _aggregate(x, tmp, n1, n2, r1, ip1, ix1, d1, r2, ip2, ix2, d2):
+    """``x <- A1^T x A2`` in place, as ``(A2^T (A1^T x)^T)^T`` (contiguous inner loops)."""
+    _agg_left(x, tmp, n1, n2, r1, ip1, ix1, d1)
+    _transpose(tmp, x, n1, n2)
+    _agg_left(x, tmp, n2, n1, r2, ip2, ix2, d2)
+    _transpose(tmp, x, n2, n1)
 
 
 @_jit
@@ -155,10 +158,8 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, bufs, record):
                     sn[e] = t
                     st[e] = td * st[e]
         elif kind == OP_AGG:
-            _agg_left(sn, tn, n1, n2, offx[i], ipx, ixx, dx)
-            _agg_right(tn, sn, n1, n2, offy[j], ipy, ixy, dy)
-            _agg_left(st, tn, n1, n2, offx[i], ipx, ixx, dx)
-            _agg_right(tn, st, n1, n2, offy[j], ipy, ixy, dy)
+            _aggregate(sn, tn, n1, n2, offx[i], ipx, ixx, dx, offy[j], ipy, ixy, dy)
+            _aggregate(st, tn, n1, n2, offx[i], ipx, ixx, dx, offy[j], ipy, ixy, dy)
         else:
             vn = 0.0
             vt = 0.0
