@@ -164,7 +164,7 @@ def graph_array(graphs):
     -------
     ndarray of shape (n_graphs,) and dtype object
     """
-    checked = check_graphs(graphs, "graphs")
+    checked = check_graphs(graphs, "X")
     out = np.empty(len(checked), dtype=object)
     for i, (A, H) in enumerate(checked):
         out[i] = (A.copy(), H.copy())
