@@ -37,15 +37,19 @@ def test_compiled_chain_equals_reference(name):
     w2, b2 = 1.7, 0.09
     tables = conv.encode(plan, w2, b2)
     assert tables is not None  # this network must take the compiled path
-    for Yv in (None, Y):
-        ref_nngp, ref_ntk = reference.kernel_matrices(plan, X, Yv, w2, b2)
-        nngp, ntk = conv.pairs(plan, tables, X, Yv)
-        np.testing.assert_allclose(nngp, ref_nngp[0], rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(ntk, ref_ntk[0], rtol=1e-12, atol=1e-15)
+    for Yv, grad in ((None, False), (Y, False), (None, True)):
+        ref_nngp, ref_ntk = reference.kernel_matrices(plan, X, Yv, w2, b2, grad=grad)
+        nngp, ntk = conv.pairs(plan, tables, X, Yv, grad=grad)
+        assert nngp.shape == ref_nngp.shape
+        # values and the tangents d/dlog sigma_b, d/dlog sigma_w (each relative to its scale)
+        for ours, ref in ((nngp, ref_nngp), (ntk, ref_ntk)):
+            for k in range(ref.shape[0]):
+                scale = np.abs(ref[k]).max()
+                np.testing.assert_allclose(ours[k], ref[k], rtol=1e-11, atol=1e-13 * scale)
     d_nngp, d_ntk, _ = conv.self_pass(plan, tables, X)
     ref = reference.diag_kernels(plan, X, w2, b2)
-    np.testing.assert_allclose(d_nngp, ref[0][0], rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(d_ntk, ref[1][0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(d_nngp[0], ref[0][0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(d_ntk[0], ref[1][0], rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize(
