@@ -110,3 +110,13 @@ def test_bad_graph_inputs():
         k([good, np.eye(2)])
     with pytest.raises(ValueError, match="match"):
         k([good], [(np.eye(2), np.ones((2, 4)))])
+
+
+def test_memory_guard_names_the_graph_sizes(monkeypatch):
+    monkeypatch.setattr("sklearn_ntk._validation.available_memory_bytes", lambda: 10**6)
+    big = [(sp.eye(400, format="csr"), np.ones((400, 3)))]
+    k = NetworkKernel([nl.Aggregate(), nl.Dense(), "relu", nl.GlobalSumPool(), nl.Dense()])
+    with pytest.raises(MemoryError, match="node-pair states"):
+        k(big)
+    with pytest.raises(MemoryError, match="400 and 400 nodes"):
+        k(big, eval_gradient=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .._validation import check_memory
 from ..arch.rules import Context, KernelState, apply
 from .reference import _BLOCK_BYTES, moments
 
@@ -54,6 +55,9 @@ def _stack(graphs, idx):
 
 def _run(plan, gx, gy, rows, cols, same, w2, b2, grad, variances):
     """Push the pairs ``(gx[rows], gy[cols])`` (all of one size pair) through the network."""
+    n1, n2 = gx[rows[0]][0].shape[0], gy[cols[0]][0].shape[0]
+    check_memory(8 * (3 if grad else 1) * rows.size * n1 * n2 * 8,
+                 f"the node-pair states of graphs with {n1} and {n2} nodes")
     A1, H1 = _stack(gx, rows)
     A2, H2 = _stack(gy, cols)
     gram = np.matmul(H1, np.swapaxes(H2, -1, -2)) / H1.shape[-1]
