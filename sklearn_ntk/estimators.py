@@ -38,6 +38,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._argmax_proba import argmax_log_proba, argmax_proba
 from ._dynamics import KernelDynamics, _check_times
+from .graphs import graph_array, graph_key
 
 __all__ = [
     "NTKRegressor",
@@ -141,6 +142,8 @@ def clear_cache():
 
 
 def _array_key(X):
+    if isinstance(X, np.ndarray) and X.dtype == object:  # graphs
+        return graph_key(X)
     X = np.ascontiguousarray(X)
     h = hashlib.blake2b(digest_size=20)
     h.update(str((X.shape, X.dtype.str)).encode())
@@ -177,6 +180,16 @@ def _kernel_key(kernel):
 # ============================================================================================
 # shared machinery
 # ============================================================================================
+def _validate(est, X, *args, **kwargs):
+    """``validate_data``; for kernels on graphs (``requires_vector_input`` False) ``X`` becomes
+    the 1-D object array of :func:`~sklearn_ntk.graphs.graph_array` and is not made numeric."""
+    kernel = est.kernel
+    if kernel is None or getattr(kernel, "requires_vector_input", True):
+        return validate_data(est, X, *args, **kwargs)
+    kwargs.update(dtype=None, ensure_2d=False, ensure_all_finite=False)
+    return validate_data(est, graph_array(X), *args, **kwargs)
+
+
 def _default_kernel():
     from .kernels import NTKKernel  # lazy: the estimators import without the kernel module
 
@@ -313,7 +326,7 @@ class _NTKBase(BaseEstimator):
         self._check_params()
         self.kernel_ = self._new_default_kernel() if self.kernel is None else clone(self.kernel)
         self._kernel_key_ = _kernel_key(self.kernel_) if self.cache else None
-        self.X_fit_ = np.array(X, dtype=np.float64, copy=True)
+        self.X_fit_ = X.copy() if X.dtype == object else np.array(X, dtype=np.float64, copy=True)
         self._X_key_ = _array_key(self.X_fit_) if self.cache else None
         dyn, nngp = self._kernels(self.X_fit_)
         self._solver = KernelDynamics(
@@ -386,7 +399,7 @@ class _NTKBase(BaseEstimator):
 
     def _validate_predict_X(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=True)
+        return _validate(self, X, reset=False, dtype=np.float64, ensure_all_finite=True)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_solver")
@@ -530,7 +543,7 @@ class NTKRegressor(RegressorMixin, _NTKBase):
         self : NTKRegressor
             Fitted estimator.
         """
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
+        X, y = _validate(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
                              ensure_all_finite=True)
         y = np.asarray(y, dtype=np.float64)
         self._y_ndim = y.ndim
@@ -688,7 +701,7 @@ class NTKGaussianProcess(RegressorMixin, _NTKBase):
         self : NTKGaussianProcess
         """
         self._check_kind()
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
+        X, y = _validate(self, X, y, multi_output=True, y_numeric=True, dtype=np.float64,
                              ensure_all_finite=True)
         y = np.asarray(y, dtype=np.float64)
         self._y_ndim = y.ndim
@@ -833,7 +846,7 @@ class NTKClassifier(ClassifierMixin, _NTKBase):
         -------
         self : NTKClassifier
         """
-        X, y = validate_data(self, X, y, dtype=np.float64, ensure_all_finite=True)
+        X, y = _validate(self, X, y, dtype=np.float64, ensure_all_finite=True)
         check_classification_targets(y)
         self.classes_, idx = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:

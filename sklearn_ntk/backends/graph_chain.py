@@ -1,0 +1,235 @@
+r"""Compiled evaluator of graph chains: ``[Dense | Aggregate | phi]* -> GlobalSum/AvgPool -> MLP``.
+
+An optimisation of :mod:`sklearn_ntk.backends.graph` (tested equal to it) for serial networks of
+Dense layers, Aggregate layers and closed-form activations on nodes, one node readout
+(GlobalSumPool or GlobalAvgPool) and a fully-connected tail -- the GNTK family.
+
+Every pair of graphs runs through the whole network inside one compiled function, with its
+:math:`N_1 \times N_2` node-pair state in per-thread buffers. The adjacencies are stored in
+compressed sparse rows (dense ones too), so an Aggregate costs :math:`O(E_1 N_2 + N_1 E_2)`
+(:math:`O(N_1 N_2 (N_1 + N_2))` for dense graphs) and a sparse adjacency is never densified.
+The per-node variances come from a self pass computed once per graph; ``k(X)`` computes the upper
+triangle only. :func:`encode` returns ``None`` for any network outside this family.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from .._validation import check_memory
+from . import fused
+
+__all__ = ["encode", "pack", "pairs", "self_pass"]
+
+_jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
+_pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
+
+OP_DENSE, OP_ACT, OP_AGG, OP_GAP, OP_GSP = 0, 1, 2, 3, 4
+
+
+def encode(plan, w2, b2):
+    """``(iops, fops, n_acts)`` tables of the compiled interpreter, or ``None``."""
+    from .conv import _chain
+
+    ops = _chain(plan.root)
+    if ops is None:
+        return None
+    iops = np.zeros((len(ops), 3), dtype=np.int64)  # kind, hist slot, act code
+    fops = np.zeros((len(ops), 2))  # w2, b2 | p0, p1
+    n_acts, reduced = 0, False
+    for r, op in enumerate(ops):
+        if op.kind == "dense":
+            iops[r, 0] = OP_DENSE
+            fops[r] = (w2 if op.params["w2"] is None else op.params["w2"],
+                       b2 if op.params["b2"] is None else op.params["b2"])
+        elif op.kind == "act" and op.params["act"]._code is not None:
+            act = op.params["act"]
+            iops[r] = (OP_ACT, n_acts, act._code)
+            fops[r] = act._code_params()
+            n_acts += 1
+        elif op.kind == "aggregate" and not reduced:
+            iops[r, 0] = OP_AGG
+        elif op.kind in ("gap", "gsp") and not reduced:
+            iops[r, 0] = OP_GAP if op.kind == "gap" else OP_GSP
+            reduced = True
+        else:
+            return None
+    return iops, fops, n_acts
+
+
+def pack(graphs):
+    """Concatenate the graphs: features, CSR adjacencies and offsets (one entry per graph)."""
+    csr = [sp.csr_array(A) for A, _ in graphs]
+    sizes = np.array([A.shape[0] for A in csr], dtype=np.int64)
+    node_off = np.concatenate([[0], np.cumsum(sizes)])
+    nnz = np.array([A.indptr[-1] for A in csr], dtype=np.int64)
+    edge_off = np.concatenate([[0], np.cumsum(nnz)])
+    indptr = np.concatenate([A.indptr[:-1] + e for A, e in zip(csr, edge_off[:-1], strict=True)]
+                            + [edge_off[-1:]]).astype(np.int64)
+    indices = np.concatenate([A.indices for A in csr]).astype(np.int64)
+    data = np.concatenate([A.data for A in csr]).astype(np.float64)
+    H = np.ascontiguousarray(np.concatenate([H for _, H in graphs]), dtype=np.float64)
+    return H, node_off, indptr, indices, data
+
+
+@_jit
+def _agg_left(src, dst, n1, n2, r0, indptr, indices, data):
+    """``dst = A1^T src``: node ``j`` receives ``A1[i, j] src[i]`` from every edge ``i -> j``."""
+    for e in range(n1 * n2):
+        dst[e] = 0.0
+    for i in range(n1):
+        for k in range(indptr[r0 + i], indptr[r0 + i + 1]):
+            j = indices[k]
+            a = data[k]
+            for q in range(n2):
+                dst[j * n2 + q] += a * src[i * n2 + q]
+
+
+@_jit
+def _transpose(src, dst, n1, n2):
+    """``dst`` (n2 x n1) = ``src`` (n1 x n2) transposed."""
+    for p in range(n1):
+        for q in range(n2):
+            dst[q * n1 + p] = src[p * n2 + q]
+
+
+@_jit
+def _aggregate(x, tmp, n1, n2, r1, ip1, ix1, d1, r2, ip2, ix2, d2):
+    """``x <- A1^T x A2`` in place, as ``(A2^T (A1^T x)^T)^T`` (contiguous inner loops)."""
+    _agg_left(x, tmp, n1, n2, r1, ip1, ix1, d1)
+    _transpose(tmp, x, n1, n2)
+    _agg_left(x, tmp, n2, n1, r2, ip2, ix2, d2)
+    _transpose(tmp, x, n2, n1)
+
+
+@_jit
+def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, bufs, record):
+    """The whole network for the pair of graphs (i of gx, j of gy); returns (nngp, ntk)."""
+    Hx, offx, ipx, ixx, dx = gx
+    Hy, offy, ipy, ixy, dy = gy
+    n1 = offx[i + 1] - offx[i]
+    n2 = offy[j + 1] - offy[j]
+    C = Hx.shape[1]
+    sn, st, tn = bufs[0], bufs[1], bufs[2]
+    for p in range(n1):
+        for q in range(n2):
+            s = 0.0
+            for c in range(C):
+                s += Hx[offx[i] + p, c] * Hy[offy[j] + q, c]
+            sn[p * n2 + q] = s / C
+            st[p * n2 + q] = 0.0
+    size = n1 * n2
+    spatial = True
+    vn = 0.0
+    vt = 0.0
+    for r in range(iops.shape[0]):
+        kind = iops[r, 0]
+        w2 = fops[r, 0]
+        b2 = fops[r, 1]
+        if kind == OP_DENSE:
+            if spatial:
+                for e in range(size):
+                    s = w2 * sn[e] + b2
+                    sn[e] = s
+                    st[e] = s + w2 * st[e]
+            else:
+                vn = w2 * vn + b2
+                vt = vn + w2 * vt
+        elif kind == OP_ACT:
+            h = iops[r, 1]
+            if not spatial:
+                if record:
+                    hx[h, offx[i]] = vn
+                t, td = fused._moments(iops[r, 2], w2, b2, hx[h, offx[i]], hy[h, offy[j]], vn, same)
+                vn = t
+                vt = td * vt
+                continue
+            if record:
+                for p in range(n1):
+                    hx[h, offx[i] + p] = sn[p * n2 + p]
+            for p in range(n1):
+                a = hx[h, offx[i] + p]
+                for q in range(n2):
+                    e = p * n2 + q
+                    t, td = fused._moments(iops[r, 2], w2, b2, a, hy[h, offy[j] + q], sn[e],
+                                           same and p == q)
+                    sn[e] = t
+                    st[e] = td * st[e]
+        elif kind == OP_AGG:
+            _aggregate(sn, tn, n1, n2, offx[i], ipx, ixx, dx, offy[j], ipy, ixy, dy)
+            _aggregate(st, tn, n1, n2, offx[i], ipx, ixx, dx, offy[j], ipy, ixy, dy)
+        else:
+            vn = 0.0
+            vt = 0.0
+            for e in range(size):
+                vn += sn[e]
+                vt += st[e]
+            if kind == OP_GAP:
+                vn /= size
+                vt /= size
+            spatial = False
+    return vn, vt
+
+
+@_pjit
+def _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk):
+    n_tasks = (n + 1) // 2 if sym else n
+    for task in numba.prange(n_tasks):
+        bufs = np.empty((3, size))
+        first = np.int64(task)
+        for rep in range(2 if sym else 1):
+            i = first if rep == 0 else np.int64(n - 1) - first
+            if rep == 1 and i == first:
+                break
+            for j in range(i if sym else 0, m):
+                s, t = _run_pair(i, j, sym and i == j, gx, gy, iops, fops, hx, hy, bufs, False)
+                nngp[i, j] = s
+                ntk[i, j] = t
+                if sym:
+                    nngp[j, i] = s
+                    ntk[j, i] = t
+
+
+@_pjit
+def _self(gx, n, size, iops, fops, hx, nngp, ntk):
+    for i in numba.prange(n):
+        bufs = np.empty((3, size))
+        s, t = _run_pair(i, i, True, gx, gx, iops, fops, hx, hx, bufs, True)
+        nngp[i] = s
+        ntk[i] = t
+
+
+def _buffers(size):
+    """Check that every thread's three node-pair buffers of ``size`` values fit in memory."""
+    check_memory(numba.get_num_threads() * 3 * 8 * size, "the node-pair states of the largest graphs")
+    return size
+
+
+def _max_nodes(packed):
+    return int(np.diff(packed[1]).max())
+
+
+def self_pass(tables, packed):
+    """``(nngp, ntk, history)`` of every graph with itself; ``history`` feeds :func:`pairs`."""
+    iops, fops, n_acts = tables
+    n = packed[1].shape[0] - 1
+    hx = np.zeros((max(n_acts, 1), packed[0].shape[0]))
+    nngp, ntk = np.empty(n), np.empty(n)
+    _self(packed, n, _buffers(_max_nodes(packed) ** 2), iops, fops, hx, nngp, ntk)
+    return nngp, ntk, hx
+
+
+def pairs(tables, gx, gy=None):
+    """``(nngp, ntk)`` between the packed graphs (``gy is None``: k(X), upper triangle)."""
+    iops, fops, _ = tables
+    sym = gy is None
+    hx = self_pass(tables, gx)[2]
+    hy = hx if sym else self_pass(tables, gy)[2]
+    gy = gx if sym else gy
+    n, m = gx[1].shape[0] - 1, gy[1].shape[0] - 1
+    nngp, ntk = np.empty((n, m)), np.empty((n, m))
+    size = _buffers(_max_nodes(gx) * _max_nodes(gy))
+    _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk)
+    return nngp, ntk

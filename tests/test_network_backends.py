@@ -1,0 +1,92 @@
+"""The compiled convolutional-chain evaluator equals the array reference evaluator."""
+
+import numpy as np
+import pytest
+
+from sklearn_ntk import layers as nl
+from sklearn_ntk.activations import LeakyReLU
+from sklearn_ntk.arch.plan import compile_network
+from sklearn_ntk.backends import conv, reference
+
+CHAINS = {
+    "gap_same": ([nl.Conv((3, 3)), "relu", nl.Conv((2, 3)), "erf", nl.GlobalAvgPool(), nl.Dense()],
+                 (4, 5, 2)),
+    "gsp_stride_valid": ([nl.Conv((2, 2), strides=(2, 1), padding="valid"), "gelu",
+                          nl.Conv((3, 3), padding="circular", weight_std=2.0), LeakyReLU(0.2),
+                          nl.GlobalSumPool(), nl.Dense(), "abs", nl.Dense(bias_std=0.0)],
+                         (5, 4, 1)),
+    "flatten_dense_first": ([nl.Dense(), "relu", nl.Conv((3, 3), strides=(2, 2)), "sin",
+                             nl.Flatten(), nl.Dense(), "sign", nl.Dense()], (4, 5, 2)),
+    "seq_3d": ([nl.Conv((2, 2, 3)), "relu", nl.GlobalAvgPool(), nl.Dense()], (3, 2, 4, 2)),
+    "mlp": ([nl.Dense(), "relu", nl.Dense(weight_std=0.5), "erf", nl.Dense()], (6,)),
+    "seq_1d": ([nl.Conv((3,), padding="circular"), "relu", nl.Flatten(), nl.Dense()], (7, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_compiled_chain_equals_reference(name):
+    layers, shape = CHAINS[name]
+    d = int(np.prod(shape))
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, d))
+    X[0] = 0.0
+    X[3] = X[1]
+    Y = rng.standard_normal((3, d))
+    Y[2] = X[4]
+    plan = compile_network(layers, shape)
+    w2, b2 = 1.7, 0.09
+    tables = conv.encode(plan, w2, b2)
+    assert tables is not None  # this network must take the compiled path
+    for Yv, grad in ((None, False), (Y, False), (None, True)):
+        ref_nngp, ref_ntk = reference.kernel_matrices(plan, X, Yv, w2, b2, grad=grad)
+        nngp, ntk = conv.pairs(plan, tables, X, Yv, grad=grad)
+        assert nngp.shape == ref_nngp.shape
+        # values and the tangents d/dlog sigma_b, d/dlog sigma_w (each relative to its scale)
+        for ours, ref in ((nngp, ref_nngp), (ntk, ref_ntk)):
+            for k in range(ref.shape[0]):
+                scale = np.abs(ref[k]).max()
+                np.testing.assert_allclose(ours[k], ref[k], rtol=1e-11, atol=1e-13 * scale)
+    d_nngp, d_ntk, _ = conv.self_pass(plan, tables, X)
+    ref = reference.diag_kernels(plan, X, w2, b2)
+    np.testing.assert_allclose(d_nngp[0], ref[0][0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(d_ntk[0], ref[1][0], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        [nl.Conv((2, 2)), "relu", nl.AvgPool((2, 2)), nl.Flatten(), nl.Dense()],
+        [nl.Conv((2, 2)), "tanh", nl.Flatten(), nl.Dense()],
+        [nl.Conv((2, 2)), nl.LayerNorm(), "relu", nl.Flatten(), nl.Dense()],
+        [nl.Conv((2, 2)), nl.Residual("relu", nl.Conv((2, 2))), nl.Flatten(), nl.Dense()],
+    ],
+)
+def test_other_networks_use_the_reference(layers):
+    assert conv.encode(compile_network(layers, (3, 3, 1)), 1.0, 0.1) is None
+
+
+def test_reference_blocks_of_pairs_give_the_same_kernel(monkeypatch):
+    """k(X, Y) is evaluated block by block (bounded memory); the block size changes nothing."""
+    layers = [nl.Conv((2, 2)), "relu", nl.AvgPool((2, 2), padding="same"), nl.GlobalAvgPool(),
+              nl.Dense()]
+    plan = compile_network(layers, (3, 3, 1))
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((6, 9)), rng.standard_normal((4, 9))
+    big = [reference.kernel_matrices(plan, X, Yv, 1.3, 0.1, grad=True) for Yv in (None, Y)]
+    monkeypatch.setattr(reference, "_BLOCK_BYTES", 1)  # one pair per block
+    assert reference._pairs_per_block(plan, 3) == 1
+    for (nngp, ntk), Yv in zip(big, (None, Y), strict=True):
+        small = reference.kernel_matrices(plan, X, Yv, 1.3, 0.1, grad=True)
+        np.testing.assert_array_equal(small[0], nngp)
+        np.testing.assert_array_equal(small[1], ntk)
+
+
+def test_memory_error_before_allocation(monkeypatch):
+    import sklearn_ntk._validation as val
+    from sklearn_ntk import NetworkKernel
+
+    monkeypatch.setattr(val, "available_memory_bytes", lambda: 1000)
+    k = NetworkKernel([nl.Conv((2,)), "relu", nl.GlobalAvgPool(), nl.Dense()], input_shape=(3, 1))
+    with pytest.raises(MemoryError, match="GiB"):
+        k(np.ones((20, 3)))
+    assert k.diag(np.ones((20, 3))).shape == (20,)  # O(n): not refused
