@@ -212,8 +212,8 @@ class ABReLU(Activation):
         self.b = b
 
     def _validate(self):
-        _check_real(self.a, "a")
-        _check_real(self.b, "b")
+        for name, value in self.get_params().items():  # a, b; negative_slope; none for ReLU/Abs
+            _check_real(value, name)
         return self
 
     def _slopes(self):
@@ -258,10 +258,6 @@ class LeakyReLU(ABReLU):
 
     def __init__(self, negative_slope=0.01):
         self.negative_slope = negative_slope
-
-    def _validate(self):
-        _check_real(self.negative_slope, "negative_slope")
-        return self
 
     def _slopes(self):
         return float(self.negative_slope), 1.0

@@ -87,3 +87,18 @@ def test_torch_functions_match_numpy():
     for act in PARAMETERISED[:2]:
         got = act(torch.tensor(x, dtype=torch.float64)).numpy()
         np.testing.assert_allclose(got, act.numpy_fn(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("spec", ["ReLU", "Abs", "LeakyReLU", "ABReLU"])
+def test_parameterless_and_parameterised_relatives_validate(spec):
+    """Instances (not only strings) of every ReLU relative are accepted, and bad slopes refused."""
+    import sklearn_ntk.activations as acts
+    from sklearn_ntk import NTKKernel
+
+    act = getattr(acts, spec)()
+    assert acts.get_activation(act) is not None
+    assert NTKKernel(activation=act)(np.eye(2)).shape == (2, 2)
+    if spec in ("LeakyReLU", "ABReLU"):
+        name = "negative_slope" if spec == "LeakyReLU" else "a"
+        with pytest.raises((TypeError, ValueError), match=name):
+            acts.get_activation(act.set_params(**{name: "x"}))

@@ -65,8 +65,8 @@ def test_gaussian_process_matches_neural_tangents(get):
     Xtr, Xte, y = ARRAYS["pred_X_train"], ARRAYS["pred_X_test"], ARRAYS["pred_y"][:, 0]
     for t in pred["t"]:
         gp = NTKGaussianProcess(
-            kernel, t=np.inf if t == "inf" else t, learning_rate=pred["learning_rate"],
-            alpha=pred["alpha"], kind=get,
+            kernel.set_params(kind=get), t=np.inf if t == "inf" else t,
+            learning_rate=pred["learning_rate"], alpha=pred["alpha"],
         ).fit(Xtr, y)
         mean, cov = gp.predict(Xte, return_cov=True)
         ref_m = ARRAYS[f"pred_{get}_t{t}_mean"][:, 0]
