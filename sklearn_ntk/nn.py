@@ -85,7 +85,7 @@ def _padded_spatial(input_shape, window, strides, padding):
     if len(spatial) != len(window):
         raise ValueError(
             f"a {len(window)}-D window {window} needs inputs with {len(window)} spatial axes "
-            f"and channels last, got per-sample shape {tuple(input_shape)}"
+            f"(channels last), got per-sample shape {tuple(input_shape)} with {len(spatial)}"
         )
     if padding != "valid":
         spatial = tuple(n + sum(_same_pads(n, k, s))
