@@ -4,6 +4,10 @@ Public names
 ------------
 NTKKernel
     Analytic NTK / NNGP of fully-connected networks as a scikit-learn kernel.
+NetworkKernel
+    The same kernels for any architecture (convolutions, pooling, residual blocks, LayerNorm).
+layers
+    The layers of :class:`NetworkKernel` (neural-tangents ``stax`` names).
 NTKRegressor, NTKGaussianProcess, NTKClassifier
     Closed-form predictions of infinitely wide networks trained by gradient descent for time ``t``.
 empirical_ntk
@@ -21,6 +25,7 @@ __version__ = "0.1.0"
 # public name -> module that defines it (imported on first access)
 _LAZY = {
     "NTKKernel": "sklearn_ntk.kernels",
+    "NetworkKernel": "sklearn_ntk.kernels",
     "Activation": "sklearn_ntk.activations",
     "NTKRegressor": "sklearn_ntk.estimators",
     "NTKGaussianProcess": "sklearn_ntk.estimators",
@@ -33,9 +38,9 @@ _LAZY = {
     "empirical_ntk_diag": "sklearn_ntk.torch_ntk",
     "EmpiricalNTKKernel": "sklearn_ntk.torch_ntk",
 }
-_SUBMODULES = {"nn", "kernels", "activations", "estimators", "exceptions", "torch_ntk", "training", "cli"}
+_SUBMODULES = {"nn", "kernels", "layers", "activations", "estimators", "exceptions", "torch_ntk", "training", "cli"}
 
-__all__ = sorted(_LAZY) + ["nn"]
+__all__ = sorted(_LAZY) + ["layers", "nn"]
 
 
 def __getattr__(name):

@@ -1,0 +1,251 @@
+"""``NetworkKernel``: the NTK / NNGP kernel of any architecture built from :mod:`sklearn_ntk.layers`."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
+
+from .. import layers as nl
+from .._validation import check_kernel_input, check_memory
+from ..arch.plan import compile_network
+from ..backends import reference
+
+__all__ = ["NetworkKernel"]
+
+_KINDS = ("ntk", "nngp")
+
+
+class NetworkKernel(Kernel):
+    r"""Analytic NTK (or NNGP kernel) of an infinitely wide network given as a list of layers.
+
+    The layers are those of :mod:`sklearn_ntk.layers` (neural-tangents' ``stax`` vocabulary):
+    ``Dense``, ``Conv``, ``AvgPool``, ``GlobalAvgPool``, ``GlobalSumPool``, ``Flatten``,
+    ``LayerNorm``, ``FanOut``/``parallel``/``FanInSum`` (``Residual``), ``serial`` and every
+    activation :class:`~sklearn_ntk.NTKKernel` accepts. The numbers are those of
+    ``neural_tangents.stax.serial(...)`` with the same layers and ``W_std``/``b_std`` on every
+    Dense/Conv layer (NTK parameterisation). See :ref:`architectures`.
+
+    Parameters
+    ----------
+    layers : list or Serial
+        The whole network including its readout, e.g.
+        ``[Conv((3, 3)), "relu", GlobalAvgPool(), Dense()]``. Entries may be ``(name, layer)``
+        pairs; a named layer's parameters are reachable as ``layers__<name>__<parameter>``
+        (e.g. in a grid search: ``kernel__layers__conv1__filter_shape``).
+    input_shape : tuple of int or None, default=None
+        Shape of one sample, channels last: ``(H, W, C)`` images, ``(T, C)`` sequences. ``X``
+        stays 2-D ``(n, prod(input_shape))`` with rows flattened in C order. ``None`` means
+        ``(n_features,)`` (no spatial axes).
+    weight_std : float, default=1.0
+        :math:`\sigma_w > 0` of every Dense/Conv layer whose own ``weight_std`` is None; a
+        hyperparameter.
+    bias_std : float, default=0.1
+        :math:`\sigma_b \ge 0`, likewise (fixed automatically when 0).
+    kind : {"ntk", "nngp"}, default="ntk"
+        Which kernel ``__call__`` returns.
+    weight_std_bounds, bias_std_bounds : pair of floats >= 0 or "fixed"
+        Bounds of the hyperparameters.
+
+    Notes
+    -----
+    Gradients (``eval_gradient=True``) are exact derivatives with respect to
+    :math:`\log\sigma_b` and :math:`\log\sigma_w`, propagated in forward mode through every layer.
+    ``diag(X)`` pushes each sample through the network once, at the cost of one kernel entry per
+    sample. Networks with pooling carry every pixel pair (:math:`O(P^2)` per pair of samples),
+    networks whose spatial layers end in ``Flatten`` only the pixel diagonal (:math:`O(P)`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_ntk import NetworkKernel, layers as nl
+    >>> k = NetworkKernel([nl.Conv((3,), padding="circular"), "relu", nl.GlobalAvgPool(),
+    ...                    nl.Dense()], input_shape=(4, 1))
+    >>> X = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    >>> K = k(X)
+    >>> bool(np.isclose(K[0, 1], K[1, 0])), bool(np.isclose(K[0, 0], K[1, 1]))
+    (True, True)
+    """
+
+    def __init__(
+        self,
+        layers,
+        input_shape=None,
+        weight_std=1.0,
+        bias_std=0.1,
+        kind="ntk",
+        weight_std_bounds=(1e-2, 1e2),
+        bias_std_bounds=(1e-5, 1e2),
+    ):
+        self.layers = layers
+        self.input_shape = input_shape
+        self.weight_std = weight_std
+        self.bias_std = bias_std
+        self.kind = kind
+        self.weight_std_bounds = weight_std_bounds
+        self.bias_std_bounds = bias_std_bounds
+
+    # ------------------------------------------------------------------ parameters
+    def get_params(self, deep=True):
+        """Parameters; with ``deep=True`` also ``layers__<name>[__<param>]`` of named layers."""
+        params = super().get_params(deep=False)
+        if deep:
+            params.update(nl.nested_params("layers", params["layers"]))
+        return params
+
+    def set_params(self, **params):
+        """Set parameters; ``layers__<name>__<param>`` sets a parameter of a named layer."""
+        nested = {k: v for k, v in params.items() if k.startswith("layers__")}
+        for key, value in nested.items():
+            self.layers = nl.set_nested(self.layers, key[len("layers__") :], value)
+        plain = {k: v for k, v in params.items() if k not in nested}
+        return super().set_params(**plain) if plain else self
+
+    @property
+    def hyperparameter_weight_std(self):
+        return Hyperparameter("weight_std", "numeric", self.weight_std_bounds)
+
+    @property
+    def hyperparameter_bias_std(self):
+        bounds = self.bias_std_bounds
+        if np.ndim(self.bias_std) == 0 and self.bias_std == 0:
+            bounds = "fixed"
+        return Hyperparameter("bias_std", "numeric", bounds)
+
+    def is_stationary(self):
+        """The NTK is not translation invariant."""
+        return False
+
+    @property
+    def requires_vector_input(self):
+        return True
+
+    def __repr__(self):
+        shape = "" if self.input_shape is None else f", input_shape={self.input_shape!r}"
+        return (
+            f"{type(self).__name__}({self.layers!r}{shape}, weight_std={self.weight_std:.3g}, "
+            f"bias_std={self.bias_std:.3g}, kind={self.kind!r})"
+        )
+
+    # ------------------------------------------------------------------ validation
+    def _resolved(self, n_features):
+        """Validate everything; return (plan, sigma_w^2, sigma_b^2)."""
+        if self.kind not in _KINDS:
+            raise ValueError(f"kind must be 'ntk' or 'nngp', got {self.kind!r}")
+        for name in ("weight_std", "bias_std"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise TypeError(f"{name} must be a real number, got {value!r}")
+            if not np.isfinite(value) or value < 0 or (name == "weight_std" and value == 0):
+                raise ValueError(
+                    f"{name} must be finite and {'> 0' if name == 'weight_std' else '>= 0'}, got {value!r}"
+                )
+        shape = self._input_shape(n_features)
+        plan = compile_network(self.layers, shape)
+        return plan, float(self.weight_std) ** 2, float(self.bias_std) ** 2
+
+    def _input_shape(self, n_features):
+        shape = self.input_shape
+        if shape is None:
+            return (n_features,)
+        if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+            shape = (shape,)
+        if (
+            not isinstance(shape, (tuple, list))
+            or not shape
+            or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in shape)
+        ):
+            raise ValueError(f"input_shape must be a tuple of positive integers, got {shape!r}")
+        shape = tuple(int(s) for s in shape)
+        if int(np.prod(shape)) != n_features:
+            raise ValueError(
+                f"input_shape {shape} holds {int(np.prod(shape))} values per sample but X has "
+                f"{n_features} features; X must be (n_samples, prod(input_shape)), channels last"
+            )
+        return shape
+
+    def _free_mask(self):
+        """Which of (bias_std, weight_std) -- theta's order -- are free hyperparameters."""
+        return [not self.hyperparameter_bias_std.fixed, not self.hyperparameter_weight_std.fixed]
+
+    def _inputs(self, X, Y):
+        X = check_kernel_input(X, "X")
+        if Y is not None:
+            Y = check_kernel_input(Y, "Y")
+            if Y.shape[1] != X.shape[1]:
+                raise ValueError(f"X has {X.shape[1]} features but Y has {Y.shape[1]}; they must match")
+        return X, Y
+
+    # ------------------------------------------------------------------ evaluation
+    def _pairs(self, X, Y, grad=False):
+        X, Y = self._inputs(X, Y)
+        plan, w2, b2 = self._resolved(X.shape[1])
+        n = X.shape[0]
+        m = n if Y is None else Y.shape[0]
+        k = 3 if grad else 1
+        check_memory(2 * k * 8 * n * m, f"NetworkKernel on {n} x {m} inputs")
+        return reference.kernel_matrices(plan, X, Y, w2, b2, grad=grad)
+
+    def ntk_and_nngp(self, X, Y=None):
+        """Return ``(ntk, nngp)`` for all pairs of rows of ``X`` and ``Y`` in one pass.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_X, n_features)
+        Y : array-like of shape (n_samples_Y, n_features), default=None
+            ``None`` means ``Y = X`` (symmetry is exploited).
+
+        Returns
+        -------
+        ntk, nngp : ndarray of shape (n_samples_X, n_samples_Y)
+        """
+        nngp, ntk = self._pairs(X, Y)
+        return ntk[0], nngp[0]
+
+    def __call__(self, X, Y=None, eval_gradient=False):
+        """Return the kernel k(X, Y) and optionally its gradient.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_X, n_features)
+        Y : array-like of shape (n_samples_Y, n_features), default=None
+            ``None`` evaluates k(X, X).
+        eval_gradient : bool, default=False
+            Also return the gradient with respect to the log of the free hyperparameters
+            (``theta``); only when ``Y is None``.
+
+        Returns
+        -------
+        K : ndarray of shape (n_samples_X, n_samples_Y)
+        K_gradient : ndarray of shape (n_samples_X, n_samples_X, n_dims), optional
+        """
+        if eval_gradient and Y is not None:
+            raise ValueError("Gradient can only be evaluated when Y is None.")
+        nngp, ntk = self._pairs(X, Y, grad=eval_gradient)
+        out = ntk if self.kind == "ntk" else nngp
+        if not eval_gradient:
+            return out[0]
+        free = np.flatnonzero(self._free_mask()) + 1
+        return out[0], np.ascontiguousarray(np.moveaxis(out[free], 0, -1))
+
+    def diag_ntk_and_nngp(self, X):
+        """Return ``(ntk_diag, nngp_diag)``, one network pass per sample."""
+        X, _ = self._inputs(X, None)
+        plan, w2, b2 = self._resolved(X.shape[1])
+        nngp, ntk = reference.diag_kernels(plan, X, w2, b2)
+        return ntk[0].copy(), nngp[0].copy()
+
+    def diag(self, X):
+        """Diagonal k(x, x) for each row, one network pass per sample.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        ntk, nngp = self.diag_ntk_and_nngp(X)
+        return ntk if self.kind == "ntk" else nngp
