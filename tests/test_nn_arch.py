@@ -117,14 +117,25 @@ def test_empirical_ntk_of_a_twin_equals_its_jacobian_gram():
 
 
 def test_from_kernel_reads_layers_shape_and_stds():
-    NetworkKernel = getattr(pytest.importorskip("sklearn_ntk"), "NetworkKernel", None)
-    if NetworkKernel is None:
-        pytest.skip("NetworkKernel not merged yet")
+    from sklearn_ntk import NetworkKernel
+
     kernel = NetworkKernel([nl.Conv((3, 3)), "relu", nl.GlobalAvgPool(), nl.Dense()],
                            input_shape=(4, 4, 1), weight_std=1.3, bias_std=0.2)
     net = from_kernel(kernel, 5, seed=0)
     assert isinstance(net, NTKNetwork) and net.input_shape == (4, 4, 1)
     assert net.body.layers[0].weight_std == 1.3 and net.body.layers[0].bias_std == 0.2
+
+
+def test_gap_twin_with_circular_padding_is_invariant_to_circular_shifts():
+    # exact at every width (the kernel's invariance, here for each finite network)
+    conv = [nl.Conv((3, 3), padding="circular"), "relu", nl.Conv((2, 2), padding="circular"),
+            "relu"]
+    X = torch.randn(3, 5, 6, 2, dtype=DT)
+    shifted = torch.roll(X, shifts=(2, -1), dims=(1, 2))
+    gap = from_layers(conv + [nl.GlobalAvgPool(), nl.Dense()], (5, 6, 2), 6, seed=0, dtype=DT)
+    flat = from_layers(conv + [nl.Flatten(), nl.Dense()], (5, 6, 2), 6, seed=0, dtype=DT)
+    torch.testing.assert_close(gap(shifted), gap(X), rtol=1e-12, atol=1e-12)
+    assert (flat(shifted) - flat(X)).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize(
