@@ -80,7 +80,7 @@ def _input_state(plan, X, Y, rows, cols, same, n_comp):
 
 
 def self_pass(plan, X, w2, b2, grad):
-    """Push every pair ``(x, x)`` through the network.
+    """Push every pair ``(x, x)`` through the network (in blocks of samples).
 
     Returns
     -------
@@ -90,6 +90,23 @@ def self_pass(plan, X, w2, b2, grad):
         ``op.index -> (K, n[, P])`` per-position variances at the input of every activation and
         LayerNorm.
     """
+    n = X.shape[0]
+    step = _pairs_per_block(plan, 3 if grad else 1)
+    parts = [_self_block(plan, X[i : i + step], w2, b2, grad) for i in range(0, n, step)]
+    if len(parts) == 1:
+        return parts[0]
+    final = KernelState(
+        np.concatenate([p[0].nngp for p in parts], axis=1),
+        np.concatenate([p[0].ntk for p in parts], axis=1),
+        (),
+        False,
+        np.ones(n, dtype=bool),
+    )
+    history = {k: np.concatenate([p[1][k] for p in parts], axis=1) for k in parts[0][1]}
+    return final, history
+
+
+def _self_block(plan, X, w2, b2, grad):
     history = {}
 
     def variances(op, state):

@@ -10,7 +10,7 @@ from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
 from .. import layers as nl
 from .._validation import check_kernel_input, check_memory
 from ..arch.plan import compile_network
-from ..backends import reference
+from ..backends import conv, reference
 
 __all__ = ["NetworkKernel"]
 
@@ -185,7 +185,11 @@ class NetworkKernel(Kernel):
         m = n if Y is None else Y.shape[0]
         k = 3 if grad else 1
         check_memory(2 * k * 8 * n * m, f"NetworkKernel on {n} x {m} inputs")
-        return reference.kernel_matrices(plan, X, Y, w2, b2, grad=grad)
+        tables = None if grad else conv.encode(plan, w2, b2)
+        if tables is None:
+            return reference.kernel_matrices(plan, X, Y, w2, b2, grad=grad)
+        nngp, ntk = conv.pairs(plan, tables, X, Y)  # a convolutional chain: compiled
+        return nngp[None], ntk[None]
 
     def ntk_and_nngp(self, X, Y=None):
         """Return ``(ntk, nngp)`` for all pairs of rows of ``X`` and ``Y`` in one pass.
@@ -233,6 +237,10 @@ class NetworkKernel(Kernel):
         """Return ``(ntk_diag, nngp_diag)``, one network pass per sample."""
         X, _ = self._inputs(X, None)
         plan, w2, b2 = self._resolved(X.shape[1])
+        tables = conv.encode(plan, w2, b2)
+        if tables is not None:
+            nngp, ntk, _ = conv.self_pass(plan, tables, X)
+            return ntk, nngp
         nngp, ntk = reference.diag_kernels(plan, X, w2, b2)
         return ntk[0].copy(), nngp[0].copy()
 
