@@ -41,11 +41,12 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np
 from neural_tangents import stax
 X = np.load(sys.argv[1]).reshape(-1, 8, 8, 1)
+w, b = float(sys.argv[5]), float(sys.argv[6])
 layers = []
 for _ in range(3):
-    layers += [stax.Conv(64, (3, 3), padding="SAME", W_std=%(w)r, b_std=%(b)r), stax.Relu()]
+    layers += [stax.Conv(64, (3, 3), padding="SAME", W_std=w, b_std=b), stax.Relu()]
 readout = stax.GlobalAvgPool() if sys.argv[2] == "gap" else stax.Flatten()
-kfn = jax.jit(stax.serial(*layers, readout, stax.Dense(1, W_std=%(w)r, b_std=%(b)r))[2],
+kfn = jax.jit(stax.serial(*layers, readout, stax.Dense(1, W_std=w, b_std=b))[2],
               static_argnames="get")
 np.asarray(kfn(X[:4], None, get=("ntk", "nngp")).ntk)
 best = None
@@ -58,7 +59,7 @@ for _ in range(int(sys.argv[3])):
         best = (wall, cpu)
 np.save(sys.argv[4], ntk)
 print(json.dumps({"wall": best[0], "cpu": best[1]}))
-""" % {"w": W_STD, "b": B_STD}
+"""
 
 
 def kernel(readout):
@@ -84,7 +85,8 @@ def time_nt(nt_python, X, readout, repeat):
         xpath, kpath = Path(tmp) / "X.npy", Path(tmp) / "K.npy"
         np.save(xpath, X)
         out = subprocess.run(
-            [nt_python, "-c", NT_SCRIPT, str(xpath), readout, str(repeat), str(kpath)],
+            [nt_python, "-c", NT_SCRIPT, str(xpath), readout, str(repeat), str(kpath),
+             str(W_STD), str(B_STD)],
             capture_output=True, text=True, check=True,
         )
         res = json.loads(out.stdout.strip().splitlines()[-1])

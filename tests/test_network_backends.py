@@ -18,6 +18,7 @@ CHAINS = {
     "flatten_dense_first": ([nl.Dense(), "relu", nl.Conv((3, 3), strides=(2, 2)), "sin",
                              nl.Flatten(), nl.Dense(), "sign", nl.Dense()], (4, 5, 2)),
     "seq_3d": ([nl.Conv((2, 2, 3)), "relu", nl.GlobalAvgPool(), nl.Dense()], (3, 2, 4, 2)),
+    "mlp": ([nl.Dense(), "relu", nl.Dense(weight_std=0.5), "erf", nl.Dense()], (6,)),
     "seq_1d": ([nl.Conv((3,), padding="circular"), "relu", nl.Flatten(), nl.Dense()], (7, 3)),
 }
 

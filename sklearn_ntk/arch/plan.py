@@ -154,7 +154,7 @@ class _Compiler:
             raise type(exc)(f"{where}: {exc}") from None
         name = f"{where} {act!r}"
         self._gaussian(meta, name, "an activation")
-        return self.add("act", name, {"act": act}, meta), _Meta(meta.shape, False)
+        return self.add("act", name, {"act": act, "spec": spec}, meta), _Meta(meta.shape, False)
 
     def fan_in(self, meta, where):
         if not isinstance(meta, tuple):

@@ -28,6 +28,10 @@ _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
 
 OP_CONV, OP_ACT, OP_GAP, OP_GSP, OP_FLATTEN = 0, 1, 2, 3, 4
+
+# the closed forms of fused._moments (the same Python function), compiled inline into the
+# activation loop so that the activation switch is hoisted out of it
+_moments = numba.njit(cache=True, inline="always", error_model="numpy")(fused._moments.py_func)
 _MAX_K = 16
 
 
@@ -91,19 +95,21 @@ def encode(plan, w2, b2):
             iops[r, 0] = {"gap": OP_GAP, "gsp": OP_GSP, "flatten": OP_FLATTEN}[op.kind]
         else:
             return None
-    runs, n_runs = _run_tables(tabs, dims)
-    return iops, fops, dims, runs, n_runs, act_ops
+    runs, n_runs, covers = _run_tables(tabs, dims)
+    return iops, fops, dims, runs, n_runs, covers, act_ops
 
 
 def _run_tables(tabs, dims):
     """Group, per op, axis and filter offset, the outputs into runs read from consecutive inputs.
 
     ``runs[r, ax, d, k] = (first output, length, first input)``, ``n_runs[r, ax, d]`` runs;
-    ``n_runs[r, ax, 0] = -1`` marks an identity axis (1-wide filter, stride 1).
+    ``n_runs[r, ax, 0] = -1`` marks an identity axis (1-wide filter, stride 1);
+    ``covers[r, ax] = 1`` says that the first offset's runs cover every output.
     """
     n_ops, _, max_out, max_k = tabs.shape
     runs = np.zeros((n_ops, 3, max_k, max_out, 3), dtype=np.int64)
     n_runs = np.zeros((n_ops, 3, max_k), dtype=np.int64)
+    covers = np.zeros((n_ops, 3), dtype=np.int64)
     for r in range(n_ops):
         for ax in range(3):
             n_in, n_out, k = dims[r, ax]
@@ -123,7 +129,16 @@ def _run_tables(tabs, dims):
                     runs[r, ax, d, n_runs[r, ax, d]] = (o, length, i)
                     n_runs[r, ax, d] += 1
                     o += length
-    return runs, n_runs
+            # an offset whose runs cover every output goes first (it assigns instead of adding)
+            cover = [int(runs[r, ax, d, : n_runs[r, ax, d], 1].sum()) for d in range(k)]
+            if n_out in cover:
+                d0 = cover.index(n_out)
+                order = [d0] + [d for d in range(k) if d != d0]
+                runs[r, ax, :k] = runs[r, ax, order].copy()
+                n_runs[r, ax, :k] = n_runs[r, ax, order].copy()
+                n_runs[r, ax, k:] = 0
+                covers[r, ax] = 1
+    return runs, n_runs, covers
 
 
 def _conv_tables(op, dims, tabs, fops):
@@ -151,7 +166,20 @@ def _conv_tables(op, dims, tabs, fops):
 # compiled interpreter
 # --------------------------------------------------------------------------------------------------
 @_jit
-def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, runs, n_runs_d, full):
+def _add(dst, so, src, si, length, assign):
+    """``dst[so:so + length] (+)= src[si:si + length]`` (unsigned indices: vectorisable)."""
+    d = dst[so : so + length]
+    s = src[si : si + length]
+    if assign:
+        for e in range(np.uint64(length)):
+            d[e] = s[e]
+    else:
+        for e in range(np.uint64(length)):
+            d[e] += s[e]
+
+
+@_jit
+def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, runs, n_runs_d, cover, full):
     """Sum over the filter offsets along one axis (both pixels shifted alike when ``full``).
 
     The state is laid out as ``(A, n, B)`` per pixel (``(A, n, B, A, n, B)`` when ``full``);
@@ -160,20 +188,29 @@ def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, runs, n_runs_d,
     row_out = A * n_out * B
     row_in = A * n_in * B
     size = row_out * row_out if full else row_out
-    for e in range(size):
-        dst_n[e] = 0.0
-        dst_t[e] = 0.0
+    if not cover:
+        for e in range(size):
+            dst_n[e] = 0.0
+            dst_t[e] = 0.0
     for d in range(k):
+        assign = cover and d == 0
         n_runs = n_runs_d[d]
         for a1 in range(A):
             for r1 in range(n_runs):
                 for o1 in range(runs[d, r1, 1]):
                     base_out = (a1 * n_out + runs[d, r1, 0] + o1) * B
                     base_in = (a1 * n_in + runs[d, r1, 2] + o1) * B
+                    if not full and B == 1:
+                        if assign:
+                            dst_n[base_out] = src_n[base_in]
+                            dst_t[base_out] = src_t[base_in]
+                        else:
+                            dst_n[base_out] += src_n[base_in]
+                            dst_t[base_out] += src_t[base_in]
+                        continue
                     if not full:
-                        for b in range(B):
-                            dst_n[base_out + b] += src_n[base_in + b]
-                            dst_t[base_out + b] += src_t[base_in + b]
+                        _add(dst_n, base_out, src_n, base_in, B, assign)
+                        _add(dst_t, base_out, src_t, base_in, B, assign)
                         continue
                     for b1 in range(B):
                         r_out = (base_out + b1) * row_out
@@ -182,9 +219,8 @@ def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, runs, n_runs_d,
                             for r2 in range(n_runs):
                                 so = r_out + (a2 * n_out + runs[d, r2, 0]) * B
                                 si = r_in + (a2 * n_in + runs[d, r2, 2]) * B
-                                for e in range(runs[d, r2, 1] * B):
-                                    dst_n[so + e] += src_n[si + e]
-                                    dst_t[so + e] += src_t[si + e]
+                                _add(dst_n, so, src_n, si, runs[d, r2, 1] * B, assign)
+                                _add(dst_t, so, src_t, si, runs[d, r2, 1] * B, assign)
 
 
 @_jit
@@ -202,7 +238,7 @@ def _input(i, j, X, Y, C, full, P, n0, t0):
 
 
 @_jit
-def _conv(r, dims, runs, n_runs, full, bufs, cur):
+def _conv(r, dims, runs, n_runs, covers, full, bufs, cur):
     """Separable convolution of the state ``bufs[cur], bufs[cur + 1]``; returns the new ``cur``."""
     for ax in range(3):
         A = 1
@@ -217,7 +253,7 @@ def _conv(r, dims, runs, n_runs, full, bufs, cur):
             continue  # a 1-wide filter with stride 1: nothing to sum
         nxt = 2 - cur
         _conv_axis(bufs[cur], bufs[cur + 1], bufs[nxt], bufs[nxt + 1], A, n_in, B, n_out,
-                   dims[r, ax, 2], runs[r, ax], n_runs[r, ax], full)
+                   dims[r, ax, 2], runs[r, ax], n_runs[r, ax], covers[r, ax], full)
         cur = nxt
     return cur
 
@@ -239,7 +275,7 @@ def _activation(code, p0, p1, va, vb, same, full, P, n0, t0):
         for q in range(P if full else 1):
             e = p * P + q if full else p
             b = vb[q] if full else vb[p]
-            t, td = fused._moments(code, p0, p1, a, b, n0[e], same and (p == q or not full))
+            t, td = _moments(code, p0, p1, a, b, n0[e], same and (p == q or not full))
             n0[e] = t
             t0[e] = td * t0[e]
 
@@ -264,7 +300,7 @@ def _reduce(kind, full, P, n0, t0):
 
 
 @_jit
-def _run_pair(i, j, same, X, Y, C, full, P0, iops, fops, dims, runs, n_runs, hx, hy, bufs, record):
+def _run_pair(i, j, same, X, Y, C, full, P0, iops, fops, dims, runs, n_runs, covers, hx, hy, bufs, record):
     """The whole network for the pair (X[i], Y[j]); returns (nngp, ntk).
 
     With ``record`` (the self pass, ``j == i``) the variances at every activation are written to
@@ -280,7 +316,7 @@ def _run_pair(i, j, same, X, Y, C, full, P0, iops, fops, dims, runs, n_runs, hx,
         kind = iops[r, 0]
         if kind == OP_CONV and spatial:
             if iops[r, 3] == 0:
-                cur = _conv(r, dims, runs, n_runs, full, bufs, cur)
+                cur = _conv(r, dims, runs, n_runs, covers, full, bufs, cur)
                 P = dims[r, 0, 1] * dims[r, 1, 1] * dims[r, 2, 1]
             _affine(bufs[cur], bufs[cur + 1], P * P if full else P, fops[r, 0], fops[r, 1], fops[r, 2])
         elif kind == OP_CONV:
@@ -306,11 +342,13 @@ def _run_pair(i, j, same, X, Y, C, full, P0, iops, fops, dims, runs, n_runs, hx,
         else:
             sn, st = _reduce(kind, full, P, bufs[cur], bufs[cur + 1])
             spatial = False
+    if spatial:  # no spatial axes at all: the input was a plain vector (one "position")
+        return bufs[cur, 0], bufs[cur + 1, 0]
     return sn, st
 
 
 @_pjit
-def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, hx, hy, nngp, ntk):
+def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, hy, nngp, ntk):
     n = X.shape[0]
     m = Y.shape[0]
     n_tasks = (n + 1) // 2 if sym else n
@@ -324,7 +362,7 @@ def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, hx, hy
             j0 = i if sym else 0
             for j in range(j0, m):
                 s, t = _run_pair(
-                    i, j, sym and i == j, X, Y, C, full0, P0, iops, fops, dims, runs, n_runs, hx, hy, bufs,
+                    i, j, sym and i == j, X, Y, C, full0, P0, iops, fops, dims, runs, n_runs, covers, hx, hy, bufs,
                     False,
                 )
                 nngp[i, j] = s
@@ -335,10 +373,10 @@ def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, hx, hy
 
 
 @_pjit
-def _self(X, C, full0, P0, size, iops, fops, dims, runs, n_runs, hx, nngp, ntk):
+def _self(X, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, nngp, ntk):
     for i in numba.prange(X.shape[0]):
         bufs = np.empty((4, size))
-        s, t = _run_pair(i, i, True, X, X, C, full0, P0, iops, fops, dims, runs, n_runs, hx, hx, bufs, True)
+        s, t = _run_pair(i, i, True, X, X, C, full0, P0, iops, fops, dims, runs, n_runs, covers, hx, hx, bufs, True)
         nngp[i] = s
         ntk[i] = t
 
@@ -358,19 +396,19 @@ def _sizes(plan, tables):
 
 def self_pass(plan, tables, X):
     """``(nngp, ntk, history)`` of the pairs ``(x, x)``; ``history`` feeds :func:`pairs`."""
-    iops, fops, dims, runs, n_runs, act_ops = tables
+    iops, fops, dims, runs, n_runs, covers, act_ops = tables
     P0, P_max, size, full0 = _sizes(plan, tables)
     n = X.shape[0]
     hx = np.zeros((max(len(act_ops), 1), n, P_max))
     nngp = np.empty(n)
     ntk = np.empty(n)
-    _self(X, plan.input_shape[-1], full0, P0, size, iops, fops, dims, runs, n_runs, hx, nngp, ntk)
+    _self(X, plan.input_shape[-1], full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, nngp, ntk)
     return nngp, ntk, hx
 
 
 def pairs(plan, tables, X, Y=None):
     """``(nngp, ntk)`` of every pair (``Y is None``: k(X), upper triangle computed)."""
-    iops, fops, dims, runs, n_runs, _ = tables
+    iops, fops, dims, runs, n_runs, covers, _ = tables
     P0, _, size, full0 = _sizes(plan, tables)
     sym = Y is None
     Yv = X if sym else Y
@@ -379,5 +417,5 @@ def pairs(plan, tables, X, Y=None):
     nngp = np.empty((X.shape[0], Yv.shape[0]))
     ntk = np.empty_like(nngp)
     C = plan.input_shape[-1]
-    _pairs(X, Yv, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, hx, hy, nngp, ntk)
+    _pairs(X, Yv, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, hy, nngp, ntk)
     return nngp, ntk
