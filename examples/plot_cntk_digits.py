@@ -23,7 +23,7 @@ Convolutions and global pooling share weights over positions and add up local ev
 is what digits need; the CNTK turns that prior into a closed-form classifier with no training
 loop, and only :math:`\\sigma_w, \\sigma_b` and a tiny ridge to set.  With one image per class
 every method is at the mercy of which image was drawn; from two per class on, the CNTK is
-clearly ahead of the pixel-blind methods, and they need about twice as many images to match
+clearly ahead of the pixel-blind methods, and they need at least twice as many images to match
 it.  The finite CNN has to learn its features from the same few images by gradient descent; it
 trails the CNTK at every size shown.  With a few hundred images every method is near 99%.
 
