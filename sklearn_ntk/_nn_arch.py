@@ -15,8 +15,8 @@ the analytic kernels as the width grows.  The conventions are those of neural-ta
   strides default to 1; ``Flatten`` keeps C order; ``LayerNorm`` normalises over channels with
   :math:`\epsilon = 10^{-12}`; ``FanOut``/``parallel``/``FanInSum`` carry tuples of tensors.
 
-Every ``Dense`` and ``Conv`` has ``width`` output channels, except the last one at the top level
-of the network (the readout), which has ``out_features``.
+Every ``Dense`` and ``Conv`` has ``width`` output channels, except the last one outside parallel
+branches (the readout), which has ``out_features``.
 """
 
 from __future__ import annotations
@@ -302,7 +302,10 @@ def _build_one(layer, shape, ctx, out=None):
     if kind == "Parallel":
         return _build_parallel(layer, shape, ctx)
     if kind == "Serial":
-        return _build_serial(_children(layer), shape, ctx)
+        children = _children(layer)
+        if out is None:
+            return _build_serial(children, shape, ctx)
+        return _build_serial(children, shape, ctx, _readout_index(children), out)
     if kind in ("GlobalSelfAttention", "Aggregate"):
         raise NotImplementedError(f"{kind} has no finite PyTorch twin yet")
     try:
@@ -365,15 +368,25 @@ class NTKNetwork(nn.Module):
                 f"out_features={self.out_features}")
 
 
+def _has_weights(layer):
+    kind = _kind(layer)
+    if kind in _WEIGHT_LAYERS:
+        return True
+    return kind in ("Serial", "Parallel") and any(_has_weights(_unwrap(c)) for c in _children(layer))
+
+
 def _readout_index(layers):
-    kinds = [_kind(_unwrap(layer)) for layer in layers]
-    hits = [i for i, kind in enumerate(kinds) if kind in _WEIGHT_LAYERS]
-    if not hits:
-        raise ValueError(
-            "the network needs a Dense (or Conv) readout at its top level, e.g. [..., "
-            "GlobalAvgPool(), Dense()]"
-        )
-    return hits[-1]
+    """Position of the readout: the last Dense/Conv, or a serial block that ends with one."""
+    for i in range(len(layers) - 1, -1, -1):
+        layer = _unwrap(layers[i])
+        if _kind(layer) in _WEIGHT_LAYERS or (_kind(layer) == "Serial" and _has_weights(layer)):
+            return i
+        if _has_weights(layer):
+            break  # a parallel block after the last Dense/Conv: no single readout
+    raise ValueError(
+        "the network needs a Dense (or Conv) readout outside parallel branches, e.g. [..., "
+        "GlobalAvgPool(), Dense()]"
+    )
 
 
 def _check_input_shape(input_shape):
@@ -415,7 +428,8 @@ def from_layers(layers, input_shape, width, *, weight_std=1.0, bias_std=0.1, out
         :math:`\sigma_w`, :math:`\sigma_b` of every ``Dense``/``Conv`` whose own ``weight_std`` /
         ``bias_std`` is ``None``.
     out_features : int, default=1
-        Output channels of the readout: the last ``Dense`` or ``Conv`` at the top level.
+        Output channels of the readout: the last ``Dense`` or ``Conv`` outside parallel
+        branches.
     seed : int, default=None
         Seed of the initialisation; ``None`` uses torch's global generator.  Ignored when
         ``generator`` is given.

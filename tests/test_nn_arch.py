@@ -81,6 +81,14 @@ def test_layer_stds_override_the_defaults_and_readout_gets_out_features():
     assert (readout.weight_std, readout.bias_std, readout.out_features) == (1.1, 0.0, 3)
 
 
+def test_readout_may_sit_in_a_trailing_serial_block():
+    X = torch.randn(3, 4, dtype=DT)
+    flat = from_layers([nl.Dense(), "relu", nl.Dense()], 4, 6, out_features=2, seed=1, dtype=DT)
+    nested = from_layers([nl.serial(nl.Dense(), "relu"), nl.serial(nl.Dense())], 4, 6,
+                         out_features=2, seed=1, dtype=DT)
+    torch.testing.assert_close(nested(X), flat(X))
+
+
 def test_twin_accepts_flat_rows_and_shaped_inputs_and_pickles():
     net = from_layers([nl.Conv((2, 2)), "relu", nl.Flatten(), nl.Dense()], (3, 4, 2), 5,
                       seed=0, dtype=DT)
@@ -145,6 +153,8 @@ def test_gap_twin_with_circular_padding_is_invariant_to_circular_shifts():
         ([nl.Conv((5, 5), padding="valid"), nl.Flatten(), nl.Dense()], (4, 4, 1),
          "layer 0 .Conv.: window .* larger than"),
         (["relu"], (4,), "needs a Dense"),
+        ([nl.Dense(), nl.FanOut(2), nl.parallel(nl.Dense(), nl.Dense()), nl.FanInSum()], (3,),
+         "outside parallel branches"),
         ([nl.FanOut(2), nl.parallel(nl.Dense(), nl.Identity()), nl.FanInSum(), nl.Dense()],
          (3,), "FanInSum: the branches have per-sample shapes"),
         ([nl.FanOut(2), nl.Dense()], (3,), "combine them with FanInSum"),
