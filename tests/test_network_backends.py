@@ -37,15 +37,19 @@ def test_compiled_chain_equals_reference(name):
     w2, b2 = 1.7, 0.09
     tables = conv.encode(plan, w2, b2)
     assert tables is not None  # this network must take the compiled path
-    for Yv in (None, Y):
-        ref_nngp, ref_ntk = reference.kernel_matrices(plan, X, Yv, w2, b2)
-        nngp, ntk = conv.pairs(plan, tables, X, Yv)
-        np.testing.assert_allclose(nngp, ref_nngp[0], rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(ntk, ref_ntk[0], rtol=1e-12, atol=1e-15)
+    for Yv, grad in ((None, False), (Y, False), (None, True)):
+        ref_nngp, ref_ntk = reference.kernel_matrices(plan, X, Yv, w2, b2, grad=grad)
+        nngp, ntk = conv.pairs(plan, tables, X, Yv, grad=grad)
+        assert nngp.shape == ref_nngp.shape
+        # values and the tangents d/dlog sigma_b, d/dlog sigma_w (each relative to its scale)
+        for ours, ref in ((nngp, ref_nngp), (ntk, ref_ntk)):
+            for k in range(ref.shape[0]):
+                scale = np.abs(ref[k]).max()
+                np.testing.assert_allclose(ours[k], ref[k], rtol=1e-11, atol=1e-13 * scale)
     d_nngp, d_ntk, _ = conv.self_pass(plan, tables, X)
     ref = reference.diag_kernels(plan, X, w2, b2)
-    np.testing.assert_allclose(d_nngp, ref[0][0], rtol=1e-12, atol=1e-15)
-    np.testing.assert_allclose(d_ntk, ref[1][0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(d_nngp[0], ref[0][0], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(d_ntk[0], ref[1][0], rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize(
@@ -59,3 +63,30 @@ def test_compiled_chain_equals_reference(name):
 )
 def test_other_networks_use_the_reference(layers):
     assert conv.encode(compile_network(layers, (3, 3, 1)), 1.0, 0.1) is None
+
+
+def test_reference_blocks_of_pairs_give_the_same_kernel(monkeypatch):
+    """k(X, Y) is evaluated block by block (bounded memory); the block size changes nothing."""
+    layers = [nl.Conv((2, 2)), "relu", nl.AvgPool((2, 2), padding="same"), nl.GlobalAvgPool(),
+              nl.Dense()]
+    plan = compile_network(layers, (3, 3, 1))
+    rng = np.random.default_rng(1)
+    X, Y = rng.standard_normal((6, 9)), rng.standard_normal((4, 9))
+    big = [reference.kernel_matrices(plan, X, Yv, 1.3, 0.1, grad=True) for Yv in (None, Y)]
+    monkeypatch.setattr(reference, "_BLOCK_BYTES", 1)  # one pair per block
+    assert reference._pairs_per_block(plan, 3) == 1
+    for (nngp, ntk), Yv in zip(big, (None, Y), strict=True):
+        small = reference.kernel_matrices(plan, X, Yv, 1.3, 0.1, grad=True)
+        np.testing.assert_array_equal(small[0], nngp)
+        np.testing.assert_array_equal(small[1], ntk)
+
+
+def test_memory_error_before_allocation(monkeypatch):
+    import sklearn_ntk._validation as val
+    from sklearn_ntk import NetworkKernel
+
+    monkeypatch.setattr(val, "available_memory_bytes", lambda: 1000)
+    k = NetworkKernel([nl.Conv((2,)), "relu", nl.GlobalAvgPool(), nl.Dense()], input_shape=(3, 1))
+    with pytest.raises(MemoryError, match="GiB"):
+        k(np.ones((20, 3)))
+    assert k.diag(np.ones((20, 3))).shape == (20,)  # O(n): not refused

@@ -308,9 +308,10 @@ def compile_network(layers, input_shape):
     if isinstance(meta, tuple):
         raise ValueError("the network ends with several branches; merge them with FanInSum()")
     if meta.shape:
+        last = comp.ops[-1].name if comp.ops else "the input"
         raise ValueError(
-            f"the network's output still has spatial axes {meta.shape}: add Flatten(), "
-            "GlobalAvgPool() or GlobalSumPool() before the readout Dense()"
+            f"the network's output (after {last.strip()}) still has spatial axes {meta.shape}: "
+            "add Flatten(), GlobalAvgPool() or GlobalSumPool() before the readout Dense()"
         )
     if not comp.has_weights:
         raise ValueError("the network has no Dense or Conv layer: its NTK would be zero")

@@ -9,7 +9,10 @@ pixel-pair state (``P x P`` values, or ``P`` for Flatten networks, which only ne
 diagonal) in per-thread scratch buffers: the convolution is applied one spatial axis at a time
 (separable), the activation reads the per-position variances of the two samples from the self pass
 (computed once per sample by the reference evaluator), and ``k(X)`` only computes the upper
-triangle. Memory is ``O(n m + threads * P^2)``.
+triangle. Memory is ``O(n m + threads * P^2)``. With ``grad`` every state entry carries its two
+forward-mode tangents (d/dlog sigma_b, d/dlog sigma_w) as extra components: linear maps act on
+each component alike, Dense/Conv and the activations add their own terms (the partials of the
+closed forms, ``fused._moments_grad``).
 
 The plan is encoded as small integer / float tables (one row per op); :func:`encode` returns
 ``None`` for any network outside this family, which then runs on the reference evaluator.
@@ -32,6 +35,9 @@ OP_CONV, OP_ACT, OP_GAP, OP_GSP, OP_FLATTEN = 0, 1, 2, 3, 4
 # the closed forms of fused._moments (the same Python function), compiled inline into the
 # activation loop so that the activation switch is hoisted out of it
 _moments = numba.njit(cache=True, inline="always", error_model="numpy")(fused._moments.py_func)
+_moments_grad = numba.njit(cache=True, inline="always", error_model="numpy")(
+    fused._moments_grad.py_func
+)
 _MAX_K = 16
 
 
@@ -58,7 +64,8 @@ def encode(plan, w2, b2):
     if ops is None or len(plan.spatial) > 3:
         return None
     n_ops = len(ops)
-    iops = np.zeros((n_ops, 4), dtype=np.int64)  # kind, hist slot, full, act code | pointwise
+    # kind, hist slot, full, act code | pointwise, weight_std free, bias_std free
+    iops = np.zeros((n_ops, 6), dtype=np.int64)
     fops = np.zeros((n_ops, 4))  # w2, b2, scale | p0, p1
     dims = np.ones((n_ops, 3, 3), dtype=np.int64)  # per axis: n_in, n_out, k
     act_ops, reduced = [], False
@@ -74,6 +81,8 @@ def encode(plan, w2, b2):
             w = w2 if op.params["w2"] is None else op.params["w2"]
             b = b2 if op.params["b2"] is None else op.params["b2"]
             fops[r, :3] = (w, b, 1.0)
+            iops[r, 4] = op.params["w2"] is None
+            iops[r, 5] = op.params["b2"] is None
             if op.kind == "conv":
                 if reduced or not _conv_tables(op, dims[r], tabs[r], fops[r]):
                     return None
@@ -182,8 +191,9 @@ def _add(dst, so, src, si, length, assign):
 def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, runs, n_runs_d, cover, full):
     """Sum over the filter offsets along one axis (both pixels shifted alike when ``full``).
 
-    The state is laid out as ``(A, n, B)`` per pixel (``(A, n, B, A, n, B)`` when ``full``);
-    every inner loop adds a contiguous run of the source to a contiguous run of the destination.
+    One component of the state, laid out as ``(A, n, B)`` per pixel (``(A, n, B, A, n, B)`` when
+    ``full``); every inner loop adds a contiguous run of the source to a contiguous run of the
+    destination.
     """
     row_out = A * n_out * B
     row_in = A * n_in * B
@@ -226,15 +236,16 @@ def _conv_axis(src_n, src_t, dst_n, dst_t, A, n_in, B, n_out, k, runs, n_runs_d,
 @_jit
 def _input(i, j, X, Y, C, full, P, n0, t0):
     """The input state ``x_p . y_q / C`` (every pair of positions, or the diagonal)."""
+    size = P * P if full else P
+    n0[:, :size] = 0.0
+    t0[:, :size] = 0.0
     for p in range(P):
         for q in range(P if full else 1):
             q2 = q if full else p
             s = 0.0
             for c in range(C):
                 s += X[i, p * C + c] * Y[j, q2 * C + c]
-            e = p * P + q if full else p
-            n0[e] = s / C
-            t0[e] = 0.0
+            n0[0, p * P + q if full else p] = s / C
 
 
 @_jit
@@ -252,133 +263,182 @@ def _conv(r, dims, runs, n_runs, covers, full, bufs, cur):
         if n_runs[r, ax, 0] < 0:
             continue  # a 1-wide filter with stride 1: nothing to sum
         nxt = 2 - cur
-        _conv_axis(bufs[cur], bufs[cur + 1], bufs[nxt], bufs[nxt + 1], A, n_in, B, n_out,
-                   dims[r, ax, 2], runs[r, ax], n_runs[r, ax], covers[r, ax], full)
+        for c in range(bufs.shape[1]):  # a linear map: the same for the value and its tangents
+            _conv_axis(bufs[cur, c], bufs[cur + 1, c], bufs[nxt, c], bufs[nxt + 1, c], A, n_in, B,
+                       n_out, dims[r, ax, 2], runs[r, ax], n_runs[r, ax], covers[r, ax], full)
         cur = nxt
     return cur
 
 
 @_jit
-def _affine(n0, t0, size, w2, b2, scale):
-    """Dense/Conv weights and bias: Sigma' = w2 s Sigma + b2, Theta' = Sigma' + w2 s Theta."""
+def _affine(n0, t0, size, w2, b2, scale, w_free, b_free):
+    """Dense/Conv: Sigma' = w2 s Sigma + b2, Theta' = Sigma' + w2 s Theta, with tangents.
+
+    Component 1 is d/dlog sigma_b (adds 2 b2 when the bias is the kernel's), component 2
+    d/dlog sigma_w (adds 2 w2 s Sigma, resp. 2 w2 s Theta, when the weight is the kernel's).
+    """
+    ws = w2 * scale
+    grad = n0.shape[0] > 1
     for e in range(size):
-        s = w2 * scale * n0[e] + b2
-        n0[e] = s
-        t0[e] = s + w2 * scale * t0[e]
+        sv = ws * n0[0, e]
+        tv = ws * t0[0, e]
+        n0[0, e] = sv + b2
+        t0[0, e] = sv + b2 + tv
+        if grad:
+            db = ws * n0[1, e] + (2.0 * b2 if b_free else 0.0)
+            dw = ws * n0[2, e] + (2.0 * sv if w_free else 0.0)
+            n0[1, e] = db
+            n0[2, e] = dw
+            t0[1, e] = db + ws * t0[1, e]
+            t0[2, e] = dw + ws * t0[2, e] + (2.0 * tv if w_free else 0.0)
 
 
 @_jit
 def _activation(code, p0, p1, va, vb, same, full, P, n0, t0):
     """Sigma' = T(a, b, Sigma), Theta' = Tdot(a, b, Sigma) Theta at every stored entry."""
+    if n0.shape[0] > 1:
+        _activation_grad(code, p0, p1, va, vb, same, full, P, n0, t0)
+        return
+    nv, tv, a_, b_ = n0[0], t0[0], va[0], vb[0]
     for p in range(P):
-        a = va[p]
+        a = a_[p]
         for q in range(P if full else 1):
             e = p * P + q if full else p
-            b = vb[q] if full else vb[p]
-            t, td = _moments(code, p0, p1, a, b, n0[e], same and (p == q or not full))
-            n0[e] = t
-            t0[e] = td * t0[e]
+            b = b_[q] if full else b_[p]
+            t, td = _moments(code, p0, p1, a, b, nv[e], same and (p == q or not full))
+            nv[e] = t
+            tv[e] = td * tv[e]
 
 
 @_jit
-def _reduce(kind, full, P, n0, t0):
-    """GlobalAvgPool (mean of all pairs), GlobalSumPool (their sum), Flatten (diagonal mean)."""
-    sn = 0.0
-    st = 0.0
-    if full and kind != OP_FLATTEN:
-        for e in range(P * P):
-            sn += n0[e]
-            st += t0[e]
-        norm = P * P if kind == OP_GAP else 1
-    else:
-        step = P + 1 if full else 1
+def _activation_grad(code, p0, p1, va, vb, same, full, P, n0, t0):
+    """:func:`_activation` with the tangents (components 1, 2) through the closed forms' partials."""
+    for p in range(P):
+        for q in range(P if full else 1):
+            e = p * P + q if full else p
+            qq = q if full else p
+            t, td, ta, tb, tc, tda, tdb, tdc = _moments_grad(
+                code, p0, p1, va[0, p], vb[0, qq], n0[0, e], same and (p == q or not full)
+            )
+            for k in range(1, 3):
+                da = va[k, p]
+                db = vb[k, qq]
+                dc = n0[k, e]
+                n0[k, e] = ta * da + tb * db + tc * dc
+                t0[k, e] = (tda * da + tdb * db + tdc * dc) * t0[0, e] + td * t0[k, e]
+            n0[0, e] = t
+            t0[0, e] = td * t0[0, e]
+
+
+@_jit
+def _reduce(kind, full, P, n0, t0, out):
+    """GlobalAvgPool (mean of all pairs), GlobalSumPool (their sum), Flatten (diagonal mean).
+
+    Writes the reduced NNGP / NTK components to ``out[0, 0, :]`` / ``out[1, 0, :]``.
+    """
+    for k in range(n0.shape[0]):
+        sn = 0.0
+        st = 0.0
+        if full and kind != OP_FLATTEN:
+            for e in range(P * P):
+                sn += n0[k, e]
+                st += t0[k, e]
+            norm = P * P if kind == OP_GAP else 1
+        else:
+            step = P + 1 if full else 1
+            for p in range(P):
+                sn += n0[k, p * step]
+                st += t0[k, p * step]
+            norm = 1 if kind == OP_GSP else P
+        out[0, k, 0] = sn / norm
+        out[1, k, 0] = st / norm
+
+
+@_jit
+def _record(hx, h, i, n0, full, P):
+    """The self pass: store the per-position variances (and tangents) at an activation."""
+    step = P + 1 if full else 1
+    for k in range(n0.shape[0]):
         for p in range(P):
-            sn += n0[p * step]
-            st += t0[p * step]
-        norm = 1 if kind == OP_GSP else P
-    return sn / norm, st / norm
+            hx[h, i, k, p] = n0[k, p * step]
 
 
 @_jit
-def _run_pair(i, j, same, X, Y, C, full, P0, iops, fops, dims, runs, n_runs, covers, hx, hy, bufs, record):
-    """The whole network for the pair (X[i], Y[j]); returns (nngp, ntk).
+def _run_pair(i, j, same, X, Y, C, full, P0, iops, fops, dims, runs, n_runs, covers, hx, hy, bufs,
+              tail, record):
+    """The whole network for the pair (X[i], Y[j]); the result is left in ``tail[:, :, 0]``.
 
     With ``record`` (the self pass, ``j == i``) the variances at every activation are written to
-    ``hx`` before they are read.
+    ``hx`` before they are read. After the global readout the state lives in ``tail`` (one
+    "position", diagonal layout).
     """
     cur = 0
     _input(i, j, X, Y, C, full, P0, bufs[0], bufs[1])
+    n0, t0 = bufs[0], bufs[1]
     P = P0
-    spatial = True
-    sn = 0.0
-    st = 0.0
+    reduced = False
     for r in range(iops.shape[0]):
         kind = iops[r, 0]
-        if kind == OP_CONV and spatial:
+        if kind == OP_CONV:
             if iops[r, 3] == 0:
                 cur = _conv(r, dims, runs, n_runs, covers, full, bufs, cur)
                 P = dims[r, 0, 1] * dims[r, 1, 1] * dims[r, 2, 1]
-            _affine(bufs[cur], bufs[cur + 1], P * P if full else P, fops[r, 0], fops[r, 1], fops[r, 2])
-        elif kind == OP_CONV:
-            sn = fops[r, 0] * sn + fops[r, 1]
-            st = sn + fops[r, 0] * st
+                n0, t0 = bufs[cur], bufs[cur + 1]
+            _affine(n0, t0, P * P if full else P, fops[r, 0], fops[r, 1], fops[r, 2],
+                    iops[r, 4] == 1, iops[r, 5] == 1)
         elif kind == OP_ACT:
             h = iops[r, 1]
             if record:
-                if spatial:
-                    step = P + 1 if full else 1
-                    for p in range(P):
-                        hx[h, i, p] = bufs[cur, p * step]
-                else:
-                    hx[h, i, 0] = sn
-            if spatial:
-                _activation(iops[r, 3], fops[r, 0], fops[r, 1], hx[h, i], hy[h, j], same, full, P,
-                            bufs[cur], bufs[cur + 1])
-            else:
-                t, td = fused._moments(iops[r, 3], fops[r, 0], fops[r, 1], hx[h, i, 0], hy[h, j, 0],
-                                       sn, same)
-                sn = t
-                st = td * st
+                _record(hx, h, i, n0, full, P)
+            _activation(iops[r, 3], fops[r, 0], fops[r, 1], hx[h, i], hy[h, j], same, full, P,
+                        n0, t0)
         else:
-            sn, st = _reduce(kind, full, P, bufs[cur], bufs[cur + 1])
-            spatial = False
-    if spatial:  # no spatial axes at all: the input was a plain vector (one "position")
-        return bufs[cur, 0], bufs[cur + 1, 0]
-    return sn, st
+            _reduce(kind, full, P, n0, t0, tail)
+            n0, t0 = tail[0], tail[1]
+            P = 1
+            full = False
+            reduced = True
+    if not reduced:  # a plain vector input (one "position"): copy the result out
+        for k in range(n0.shape[0]):
+            tail[0, k, 0] = n0[k, 0]
+            tail[1, k, 0] = t0[k, 0]
 
 
 @_pjit
-def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, hy, nngp, ntk):
+def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, hy, out):
     n = X.shape[0]
     m = Y.shape[0]
+    K = out.shape[1]
     n_tasks = (n + 1) // 2 if sym else n
     for task in numba.prange(n_tasks):
-        bufs = np.empty((4, size))
+        bufs = np.empty((4, K, size))
+        tail = np.empty((2, K, 1))
         first = np.int64(task)
         for rep in range(2 if sym else 1):
             i = first if rep == 0 else np.int64(n - 1) - first
             if rep == 1 and i == first:
                 break
-            j0 = i if sym else 0
-            for j in range(j0, m):
-                s, t = _run_pair(
-                    i, j, sym and i == j, X, Y, C, full0, P0, iops, fops, dims, runs, n_runs, covers, hx, hy, bufs,
-                    False,
-                )
-                nngp[i, j] = s
-                ntk[i, j] = t
-                if sym:
-                    nngp[j, i] = s
-                    ntk[j, i] = t
+            for j in range(i if sym else 0, m):
+                _run_pair(i, j, sym and i == j, X, Y, C, full0, P0, iops, fops, dims, runs,
+                          n_runs, covers, hx, hy, bufs, tail, False)
+                for a in range(2):
+                    for k in range(K):
+                        out[a, k, i, j] = tail[a, k, 0]
+                        if sym:
+                            out[a, k, j, i] = tail[a, k, 0]
 
 
 @_pjit
-def _self(X, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, nngp, ntk):
+def _self(X, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, out):
+    K = out.shape[1]
     for i in numba.prange(X.shape[0]):
-        bufs = np.empty((4, size))
-        s, t = _run_pair(i, i, True, X, X, C, full0, P0, iops, fops, dims, runs, n_runs, covers, hx, hx, bufs, True)
-        nngp[i] = s
-        ntk[i] = t
+        bufs = np.empty((4, K, size))
+        tail = np.empty((2, K, 1))
+        _run_pair(i, i, True, X, X, C, full0, P0, iops, fops, dims, runs, n_runs, covers, hx, hx,
+                  bufs, tail, True)
+        for a in range(2):
+            for k in range(K):
+                out[a, k, i] = tail[a, k, 0]
 
 
 def _sizes(plan, tables):
@@ -394,28 +454,30 @@ def _sizes(plan, tables):
     return P0, P_max, (P_max * P_max if full0 else P_max), full0
 
 
-def self_pass(plan, tables, X):
-    """``(nngp, ntk, history)`` of the pairs ``(x, x)``; ``history`` feeds :func:`pairs`."""
+def self_pass(plan, tables, X, grad=False):
+    """``(nngp, ntk, history)`` of the pairs ``(x, x)``; ``history`` feeds :func:`pairs`.
+
+    ``nngp`` and ``ntk`` have shape ``(K, n)`` (``K = 3`` with ``grad``: value, d/dlog sigma_b,
+    d/dlog sigma_w).
+    """
     iops, fops, dims, runs, n_runs, covers, act_ops = tables
     P0, P_max, size, full0 = _sizes(plan, tables)
-    n = X.shape[0]
-    hx = np.zeros((max(len(act_ops), 1), n, P_max))
-    nngp = np.empty(n)
-    ntk = np.empty(n)
-    _self(X, plan.input_shape[-1], full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, nngp, ntk)
-    return nngp, ntk, hx
+    n, K = X.shape[0], 3 if grad else 1
+    hx = np.zeros((max(len(act_ops), 1), n, K, P_max))
+    out = np.empty((2, K, n))
+    _self(X, plan.input_shape[-1], full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, out)
+    return out[0], out[1], hx
 
 
-def pairs(plan, tables, X, Y=None):
-    """``(nngp, ntk)`` of every pair (``Y is None``: k(X), upper triangle computed)."""
+def pairs(plan, tables, X, Y=None, grad=False):
+    """``(nngp, ntk)`` of every pair, each ``(K, n, m)`` (``Y is None``: k(X), upper triangle)."""
     iops, fops, dims, runs, n_runs, covers, _ = tables
     P0, _, size, full0 = _sizes(plan, tables)
     sym = Y is None
     Yv = X if sym else Y
-    hx = self_pass(plan, tables, X)[2]
-    hy = hx if sym else self_pass(plan, tables, Yv)[2]
-    nngp = np.empty((X.shape[0], Yv.shape[0]))
-    ntk = np.empty_like(nngp)
+    hx = self_pass(plan, tables, X, grad)[2]
+    hy = hx if sym else self_pass(plan, tables, Yv, grad)[2]
+    out = np.empty((2, 3 if grad else 1, X.shape[0], Yv.shape[0]))
     C = plan.input_shape[-1]
-    _pairs(X, Yv, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, hy, nngp, ntk)
-    return nngp, ntk
+    _pairs(X, Yv, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, hy, out)
+    return out[0], out[1]

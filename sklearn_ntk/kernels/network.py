@@ -212,11 +212,10 @@ class NetworkKernel(Kernel):
         if fc is not None and not grad:
             ntk, nngp = fc.ntk_and_nngp(X, Y)
             return nngp[None], ntk[None]
-        tables = None if grad else conv.encode(plan, w2, b2)
+        tables = conv.encode(plan, w2, b2)
         if tables is None:
             return reference.kernel_matrices(plan, X, Y, w2, b2, grad=grad)
-        nngp, ntk = conv.pairs(plan, tables, X, Y)  # a convolutional chain: compiled
-        return nngp[None], ntk[None]
+        return conv.pairs(plan, tables, X, Y, grad=grad)  # a convolutional chain: compiled
 
     def ntk_and_nngp(self, X, Y=None):
         """Return ``(ntk, nngp)`` for all pairs of rows of ``X`` and ``Y`` in one pass.
@@ -275,7 +274,7 @@ class NetworkKernel(Kernel):
         tables = conv.encode(plan, w2, b2)
         if tables is not None:
             nngp, ntk, _ = conv.self_pass(plan, tables, X)
-            return ntk, nngp
+            return ntk[0], nngp[0]
         nngp, ntk = reference.diag_kernels(plan, X, w2, b2)
         return ntk[0].copy(), nngp[0].copy()
 
