@@ -78,7 +78,7 @@ def format_summary(rows, results, models):
     width = max([len("table")] + [len(t) for t in tables])
     head = f"{'table':<{width}}  " + "  ".join(f"{m:>13}" for m in models)
     lines = [head, "-" * len(head)]
-    for t, row in zip(tables, A):
+    for t, row in zip(tables, A, strict=True):
         lines.append(f"{t:<{width}}  " + "  ".join(f"{100 * a:13.1f}" for a in row))
     lines += ["", f"{'model':<14} {'mean acc. %':>12} {'wins':>5} {'Friedman rank':>14} "
               f"{'paper acc. % (90 UCI sets)':>27}"]
