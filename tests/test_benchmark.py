@@ -179,6 +179,11 @@ def test_quick_benchmark_writes_results(quick_run):
         summary = list(csv.DictReader(fh))
     assert [r["model"] for r in summary] == list(protocol.MODEL_NAMES)
     assert sum(int(r["wins"]) for r in summary) >= len(TINY)
+    again, _ = bench_report.summarise(bench_report.read_results(out / "results.csv"),
+                                      protocol.MODEL_NAMES)  # the CSV holds the whole result
+    assert [(r["wins"], f"{r['friedman_rank']:.4f}") for r in again] == [
+        (int(r["wins"]), r["friedman_rank"]) for r in summary
+    ]
     ranks = [float(r["friedman_rank"]) for r in summary]
     assert sum(ranks) == pytest.approx(sum(range(1, len(ranks) + 1)))
     assert (out / "benchmark.png").stat().st_size > 10_000

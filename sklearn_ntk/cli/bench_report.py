@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 __all__ = ["PAPER_TABLE1", "accuracy_matrix", "summarise", "format_summary", "write_results",
-           "write_summary", "write_by_table", "plot_benchmark"]
+           "write_summary", "write_by_table", "read_results", "plot_benchmark"]
 
 #: Mean accuracy (%) on 90 UCI sets in Table 1 of Arora et al. (ICLR 2020) for the models with a
 #: counterpart here (the paper's "NTK", "RF" and "Gaussian kernel" SVM rows). Their Friedman ranks
@@ -32,8 +32,10 @@ def accuracy_matrix(results, models):
     tables = [t for t, row in acc.items()
               if all(m in row and np.isfinite(row[m]).all() for m in models)]
     A = np.array([[np.mean(acc[t][m]) for m in models] for t in tables], dtype=float)
-    # equal fold accuracies summed in another order differ in the last bit: a tie is a tie
-    A = np.round(A, 10)
+    # A tie is a tie: equal fold accuracies summed in another order differ in the last bit, and
+    # read back from a results.csv of an older run in the 6th decimal. Real differences are at
+    # least 1 / (4 * 1250) = 2e-4 (N <= 5000 rows, 4 outer folds).
+    A = np.round(A, 5)
     return tables, A.reshape(len(tables), len(models))
 
 
@@ -102,7 +104,7 @@ def write_results(results, tables_info, path):
         for r in results:
             info = tables_info[r.table]
             writer.writerow([r.table, info.source, info.n_rows, info.n_features, info.n_classes,
-                             r.model, r.fold, f"{r.accuracy:.6f}", f"{r.fit_time:.4f}",
+                             r.model, r.fold, repr(r.accuracy), f"{r.fit_time:.4f}",
                              r.best_params, r.error])
 
 
@@ -114,6 +116,19 @@ def write_by_table(results, models, path):
         writer.writerow(["table", *models])
         for t, row in zip(tables, A, strict=True):
             writer.writerow([t, *(f"{100 * a:.1f}" for a in row)])
+
+
+def read_results(path):
+    """The :class:`~sklearn_ntk.cli.protocol.FoldResult` rows of a ``results.csv`` (to merge
+    runs: every table's folds depend only on the table and ``--seed``)."""
+    from .protocol import FoldResult
+
+    with open(path, newline="") as fh:
+        return [
+            FoldResult(r["table"], r["model"], int(r["fold"]), float(r["accuracy"]),
+                       float(r["fit_time_s"]), r["best_params"], r["error"])
+            for r in csv.DictReader(fh)
+        ]
 
 
 def write_summary(rows, path):
