@@ -38,7 +38,7 @@ def main():
     print(f"\nFriedman test, {len(tables)} tables: chi2 = {stat:.2f}, p = {p:.3g}\n")
     best = A.max(axis=1)
     print(_rst(["table", *models],
-               [[t, *(f"**{100 * a:.1f}**" if a == b else f"{100 * a:.1f}" for a in row)]
+               [[t, *(f"**{100 * a:.2f}**" if a == b else f"{100 * a:.2f}" for a in row)]
                 for t, row, b in zip(tables, A, best, strict=True)]))
     if args.figure:
         bench_report.plot_benchmark(rows, results, models, args.figure)
