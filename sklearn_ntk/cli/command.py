@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import data, models, report, running
+from . import benchmark, data, models, report, running
 from ._common import PROG, CLIError
 
 __all__ = ["main", "build_parser"]
@@ -262,6 +262,7 @@ def build_parser():
     _add_data_options(p.add_argument_group("data (default: --dataset diabetes)"))
     _add_run_options(p)
     p.set_defaults(func=_cmd_compare)
+    benchmark.add_parser(sub)
     return parser
 
 
