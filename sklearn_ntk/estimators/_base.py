@@ -1,0 +1,330 @@
+"""Parameters, validation, kernels and solver selection shared by the three estimators."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.gaussian_process.kernels import Kernel
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..dynamics import (
+    FactorizationCache,
+    KernelDynamics,
+    KernelPair,
+    NystromDynamics,
+    blocked_apply,
+    check_sample_weight,
+    check_times,
+    default_block_size,
+    is_dask,
+    nystrom_reductions,
+    plan_exact,
+)
+from ..linalg.operators import PackedOperator, packed_kernel
+
+__all__ = ["NTKBase", "default_kernel"]
+
+
+def default_kernel():
+    """``NTKKernel()`` (imported lazily: the estimators import without the kernel module)."""
+    from ..kernels import NTKKernel
+
+    return NTKKernel()
+
+
+def check_real(value, name, *, positive=False, allow_inf=False):
+    if isinstance(value, bool) or not isinstance(value, (Real, np.number)):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if np.isnan(v):
+        raise ValueError(f"{name} must not be NaN")
+    if not allow_inf and np.isinf(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    if positive and not v > 0:
+        raise ValueError(f"{name} must be > 0, got {v}")
+    if not positive and v < 0:
+        raise ValueError(f"{name} must be >= 0, got {v}")
+    return v
+
+
+def _check_count(value, name):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be None or a positive integer, got {value!r}")
+    return int(value)
+
+
+class NTKBase(BaseEstimator):
+    """Shared machinery; subclasses define ``fit``/``predict`` and ``_needs_nngp``."""
+
+    #: whether the NNGP kernel is needed besides the dynamics kernel (covariances)
+    _needs_nngp = False
+
+    def __init__(self, kernel=None, t=np.inf, learning_rate=1.0, alpha=0.0, *,
+                 dynamics="flow", solver="auto", n_components=None, random_state=None,
+                 batch_size=None, cache=None, progress="auto"):
+        self.kernel = kernel
+        self.t = t
+        self.learning_rate = learning_rate
+        self.alpha = alpha
+        self.dynamics = dynamics
+        self.solver = solver
+        self.n_components = n_components
+        self.random_state = random_state
+        self.batch_size = batch_size
+        self.cache = cache
+        self.progress = progress
+
+    def set_params(self, **params):
+        """Set parameters; ``kernel__<name>`` also works while ``kernel`` is ``None``.
+
+        ``kernel=None`` stands for ``NTKKernel()``, so nested kernel parameters (for example
+        ``kernel__depth`` in a grid search) are applied to a fresh default ``NTKKernel``.
+        """
+        nested = any(key.startswith("kernel__") for key in params)
+        if nested and self.kernel is None and params.get("kernel") is None:
+            params.pop("kernel", None)
+            self.kernel = default_kernel()
+        return super().set_params(**params)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if isinstance(state.get("_dyn"), KernelDynamics):
+            del state["_dyn"]  # O(n^2): rebuilt on demand from X_fit_ and the targets
+        return state
+
+    # ---------------------------------------------------------------- validation
+    def _check_params(self):
+        if self.kernel is not None and not isinstance(self.kernel, Kernel):
+            raise TypeError(
+                "kernel must be None (the default NTKKernel()) or a "
+                "sklearn.gaussian_process.kernels.Kernel instance, got "
+                f"{type(self.kernel).__name__}"
+            )
+        self._t = check_real(self.t, "t", allow_inf=True)
+        self._lr = check_real(self.learning_rate, "learning_rate", positive=True)
+        self._alpha = check_real(self.alpha, "alpha")
+        if self.dynamics not in ("flow", "gd"):
+            raise ValueError(f"dynamics must be 'flow' or 'gd', got {self.dynamics!r}")
+        if self.solver not in ("auto", "eigh", "lanczos"):
+            raise ValueError(f"solver must be 'auto', 'eigh' or 'lanczos', got {self.solver!r}")
+        _check_count(self.n_components, "n_components")
+        _check_count(self.batch_size, "batch_size")
+        if self.cache is not None and not isinstance(self.cache, FactorizationCache):
+            raise TypeError("cache must be None or a sklearn_ntk.dynamics.FactorizationCache, "
+                            f"got {type(self.cache).__name__}")
+        if self.progress not in (True, False, "auto"):
+            raise ValueError(f"progress must be True, False or 'auto', got {self.progress!r}")
+
+    def _ensemble_kind(self):
+        return "ntk"
+
+    def _validate_fit_data(self, X, y, **kw):
+        """``validate_data`` for arrays; shape checks only for dask arrays (kept lazy)."""
+        if is_dask(X):
+            if X.ndim != 2:
+                raise ValueError(f"X must be 2-D, got shape {X.shape}")
+            if y is None or y.shape[0] != X.shape[0]:
+                raise ValueError("X and y have inconsistent numbers of samples")
+            self.n_features_in_ = X.shape[1]
+            return X.astype(np.float64), y
+        return validate_data(self, X, y, dtype=np.float64, ensure_all_finite=True, **kw)
+
+    def _validate_predict_X(self, X):
+        check_is_fitted(self)
+        if is_dask(X):
+            if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {X.shape[-1]} features, but {type(self).__name__} is "
+                                 f"expecting {self.n_features_in_} features as input")
+            return X.astype(np.float64)
+        return validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=True)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "dual_coef_")
+
+    # ---------------------------------------------------------------- kernels
+    def _pair(self, need_nngp=None):
+        need = self._needs_nngp if need_nngp is None else need_nngp
+        return KernelPair(self.kernel_, self._ensemble_kind(), need)
+
+    def _nngp_kernel(self):
+        """The kernel object whose ``__call__``/``diag`` give the NNGP (prior covariance)."""
+        kernel = self.kernel_
+        if hasattr(kernel, "ntk_and_nngp") and "kind" in kernel.get_params(deep=False):
+            return clone(kernel).set_params(kind="nngp")
+        return kernel
+
+    def _block_size(self, n_columns, n_rows):
+        return self.batch_size or default_block_size(n_columns, n_rows)
+
+    # ---------------------------------------------------------------- fit
+    def _fit_dynamics(self, X, Y, sample_weight):
+        """Validate params, choose the path, fit; sets ``X_fit_``, ``dual_coef_`` (2-D)."""
+        self._check_params()
+        self.kernel_ = default_kernel() if self.kernel is None else clone(self.kernel)
+        n = X.shape[0]
+        w = check_sample_weight(sample_weight, n) if not is_dask(sample_weight) else sample_weight
+        if self.n_components is not None:
+            self._fit_nystrom(X, Y, np.ones(n) if w is None else w)
+        else:
+            if is_dask(X):
+                raise ValueError("dask arrays need n_components (the Nystroem path)")
+            self._fit_exact(X, Y, w)
+        self._dual = self._coef_at(self._t)
+        return self
+
+    def _fit_exact(self, X, Y, w):
+        keep = slice(None) if w is None else w > 0
+        X, Y = X[keep], Y[keep]
+        w = None if w is None or np.all(w[keep] == 1.0) else w[keep]
+        self.X_fit_ = np.array(X, dtype=np.float64, copy=True)
+        self._fit_targets = (np.array(Y, copy=True), None if w is None else w.copy())
+        self.n_components_ = None
+        self._build_exact()
+
+    def _build_exact(self):
+        """The exact solver from the fitted data (at fit, and again after unpickling)."""
+        X = self.X_fit_
+        Y, w = self._fit_targets
+        n = X.shape[0]
+        kind = self._ensemble_kind()
+        n_kernels = 2 if self._needs_nngp and kind == "ntk" else 1
+        plan = plan_exact(n, solver=self.solver, needs_factorisation=self._needs_nngp,
+                          n_kernels=n_kernels)
+        pair = self._pair()
+        common = dict(learning_rate=self._lr, alpha=self._alpha, kind=kind,
+                      dynamics=self.dynamics, sample_weight=w, check_input=False)
+        if plan == "lanczos-packed":
+            block = self._block_size(n, n)
+            packed = packed_kernel(lambda s, e: pair(X[s:e], X[:e])[0], n, block)
+            dyn = KernelDynamics(PackedOperator(packed, n), Y, **common)
+        else:
+            theta, nngp = pair(X)
+            dyn = KernelDynamics(theta, Y, nngp_train=nngp if n_kernels == 2 else None,
+                                 method="lanczos" if plan == "lanczos-dense" else "auto",
+                                 **common)
+        self._dyn = dyn
+        return dyn
+
+    def _solver(self):
+        """The fitted solver (rebuilt after unpickling)."""
+        dyn = getattr(self, "_dyn", None)
+        if dyn is None:
+            dyn = self._build_exact() if self.n_components_ is None else None
+        return dyn
+
+    def _ensure_eigh(self):
+        """The exact solver with its eigendecomposition (through the explicit cache if any)."""
+        dyn = self._solver()
+        if dyn.method == "lanczos" or dyn._eig is not None:
+            return dyn
+        cache = self.cache
+        if cache is None:
+            dyn.eigh()
+            return dyn
+        w = dyn.sample_weight
+        key = cache.key(dyn.kernel_train, tag="" if w is None else cache.key(w[None, :]))
+        hit = cache.get(key)
+        if hit is not None:
+            dyn.set_eigh(*hit)
+        else:
+            dyn.eigh()
+            cache.put(key, tuple(np.copy(a, order="K") for a in dyn.eigh_unregularised()))
+        return dyn
+
+    def _fit_nystrom(self, X, Y, w):
+        n = X.shape[0]
+        m = min(int(self.n_components), n)
+        rng = check_random_state(self.random_state)
+        idx = np.arange(n) if m >= n else np.sort(rng.choice(n, m, replace=False))
+        centres = X[idx]
+        centres = np.asarray(centres.compute() if is_dask(centres) else centres, dtype=np.float64)
+        pair = self._pair()
+        with_cross = self._needs_nngp and self._ensemble_kind() == "ntk"
+        Y2 = Y if is_dask(Y) else np.asarray(Y, dtype=np.float64)
+        norm, norm_k, sums = nystrom_reductions(
+            pair, X, Y2, w, centres, with_cross=with_cross,
+            block_size=self._block_size(m, n), progress=self.progress)
+        self.X_fit_ = centres
+        self.component_indices_ = idx
+        self.n_components_ = m
+        self._norm, self._norm_nngp = norm, norm_k
+        self._dyn = NystromDynamics(sums, n, sums.proj.shape[1], learning_rate=self._lr,
+                                    alpha=self._alpha, kind=self._ensemble_kind(),
+                                    dynamics=self.dynamics)
+
+    # ---------------------------------------------------------------- coefficients
+    def _coef_at(self, times):
+        """Dual coefficients over ``X_fit_``: (n_fit, k), or (T, n_fit, k) for array times."""
+        dyn = self._solver()
+        times = check_times(times, "times")
+        if self.n_components_ is not None:
+            c = dyn.coef(times)
+            return np.matmul(self._norm, c)
+        if dyn.method != "lanczos" and np.isfinite(times).any():
+            self._ensure_eigh()
+        return dyn.dual_coef(times)
+
+    def _kernel_rows(self, X, need_nngp=False):
+        """``(dyn(X, X_fit_), nngp(X, X_fit_) or None)`` in one pass."""
+        return self._pair(need_nngp)(X, self.X_fit_)
+
+    def _linear(self, X, W):
+        """``dyn(X, X_fit_) @ W`` over row blocks (a dask array maps lazily)."""
+        k = W.shape[1]
+
+        def fn(Xb):
+            return self._kernel_rows(Xb)[0] @ W
+
+        return blocked_apply(fn, X, k, self._block_size(self.X_fit_.shape[0], X.shape[0]))
+
+    def _staged_means(self, X, times):
+        """(T, m, k) means at several times."""
+        X = self._validate_predict_X(X)
+        times = np.atleast_1d(check_times(times, "times")).ravel()
+        W = self._coef_at(times)  # (T, n_fit, k)
+        T, n_fit, k = W.shape
+        flat = W.transpose(1, 0, 2).reshape(n_fit, T * k)
+        out = np.asarray(self._linear(X, flat))
+        return out.reshape(-1, T, k).transpose(1, 0, 2)
+
+    @property
+    def train_spectrum_(self):
+        r"""Eigenvalues of the regularised train kernel, ascending (computed on first access).
+
+        Exact path: :math:`D\Theta(X, X)D + \alpha I` (``n`` values); Nyström path: the
+        ``r <= m`` non-trivial ones, :math:`\Phi^\top W \Phi + \alpha I`.
+        """
+        check_is_fitted(self)
+        if self.n_components_ is not None:
+            return self._solver().evals.copy()
+        return self._ensure_eigh().eigenvalues.copy()
+
+    def training_loss(self, t=None):
+        r"""Weighted training loss :math:`\frac{1}{2k\sum w}\sum_i w_i\lVert\mu_t(x_i)-y_i\rVert^2`.
+
+        ``y`` is the training target as used by the dynamics (one-hot for the classifier).
+
+        Parameters
+        ----------
+        t : float or array-like of shape (n_times,), default=None
+            Time(s) in steps; ``None`` means the time the estimator was fitted with -- like
+            ``predict``, which also uses the fitted time: ``set_params(t=...)`` takes effect
+            at the next ``fit``.
+
+        Returns
+        -------
+        float or ndarray of shape (n_times,)
+        """
+        check_is_fitted(self)
+        t = self._t if t is None else t
+        if self.n_components_ is not None:
+            return self._solver().training_loss(t)
+        dyn = self._solver()
+        if dyn.method != "lanczos":
+            self._ensure_eigh()
+        return dyn.training_loss(t)
