@@ -238,9 +238,10 @@ class NTKBase(BaseEstimator):
 
     def _fit_nystrom(self, X, Y, w):
         n = X.shape[0]
-        m = min(int(self.n_components), n)
+        pool = np.arange(n) if is_dask(w) else np.flatnonzero(w > 0)  # centres carry weight
+        m = min(int(self.n_components), len(pool))
         rng = check_random_state(self.random_state)
-        idx = np.arange(n) if m >= n else np.sort(rng.choice(n, m, replace=False))
+        idx = pool if m >= len(pool) else np.sort(rng.choice(pool, m, replace=False))
         centres = X[idx]
         centres = np.asarray(centres.compute() if is_dask(centres) else centres, dtype=np.float64)
         pair = self._pair()
