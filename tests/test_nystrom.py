@@ -121,12 +121,13 @@ def test_centres_uniform_seeded_and_approximation_improves_with_m():
 
 def test_pickle_is_small_and_memory_is_not_n_squared():
     X, y = _data(n=2000, d=4)
+    NTKRegressor(n_components=4).fit(X[:20], y[:20]).predict(X[:2])  # imports, JIT: not counted
     tracemalloc.start()
     reg = NTKRegressor(t=5.0, n_components=40, batch_size=200, random_state=0).fit(X, y)
     pred = reg.predict(X)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak < 0.15 * 2000**2 * 8  # an n x n array would be 32 MB
+    assert peak < 0.05 * 2000**2 * 8  # an n x n array would be 32 MB
     blob = pickle.dumps(reg)
     assert len(blob) < 100_000
     np.testing.assert_array_equal(pickle.loads(blob).predict(X), pred)
