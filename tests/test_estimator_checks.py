@@ -15,6 +15,9 @@ ESTIMATORS = [
     # non-default dynamics: finite time, discrete steps, readout-only ensemble
     NTKRegressor(t=500.0, learning_rate=0.2, alpha=1e-3, dynamics="gd"),
     NTKGaussianProcess(t=1000.0, kind="nngp"),
+    # the Nystroem path (rank-30 kernel, streamed in blocks of 16 rows)
+    NTKRegressor(t=200.0, alpha=1e-3, n_components=30, random_state=0, batch_size=16),
+    NTKClassifier(n_components=30, random_state=0, alpha=1e-3),
     # deliberately undertrained: see EXPECTED_FAILED_CHECKS
     NTKRegressor(t=10.0),
     NTKClassifier(t=100.0, learning_rate=2.0),

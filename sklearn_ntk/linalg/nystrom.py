@@ -11,6 +11,7 @@ Fitting needs only :math:`G = \Phi^\top W \Phi`, :math:`B = \Phi^\top W Y` and
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import blas
 
 from .dense import eigh_psd
 from .filters import null_threshold
@@ -23,6 +24,15 @@ def inverse_sqrt(K_mm):
     evals, evecs = eigh_psd(K_mm)
     keep = evals > null_threshold(evals[-1], len(evals))
     return evecs[:, keep] / np.sqrt(evals[keep])
+
+
+def _weighted_gram(A):
+    """``A^T A`` by BLAS ``syrk`` (half the work of a general product), symmetric."""
+    if A.shape[0] == 0:
+        return np.zeros((A.shape[1], A.shape[1]))
+    upper = blas.dsyrk(1.0, np.asfortranarray(A.T) if not A.flags.c_contiguous else A.T,
+                       trans=0, lower=0)
+    return np.triu(upper) + np.triu(upper, 1).T
 
 
 class NystromSums:
@@ -69,8 +79,9 @@ def accumulate_block(kernel_blocks, Xb, Yb, wb, norm_dyn, norm_nngp=None):
     """
     dyn, nngp = kernel_blocks(Xb)
     Phi = dyn @ norm_dyn
-    WPhi = Phi * wb[:, None]
-    gram = WPhi.T @ Phi
+    unit = bool(np.all(wb == 1.0))
+    gram = _weighted_gram(Phi if unit else Phi * np.sqrt(wb)[:, None])
+    WPhi = Phi if unit else Phi * wb[:, None]
     proj = WPhi.T @ Yb
     cross = None
     if norm_nngp is not None:
