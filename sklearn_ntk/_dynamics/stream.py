@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from ..linalg.nystrom import accumulate_block, inverse_sqrt
+from ..linalg.nystrom import NystromBasis, accumulate_block
 
 __all__ = ["is_dask", "default_block_size", "nystrom_reductions", "blocked_apply"]
 
@@ -61,11 +61,11 @@ def nystrom_reductions(pair, X, Y, w, centres, *, with_cross, block_size, progre
 
     Returns
     -------
-    norm_dyn, norm_nngp, sums
+    basis_dyn, basis_nngp (or None), sums
     """
     k_dyn, k_nngp = pair(centres)
-    norm_dyn = inverse_sqrt(k_dyn)
-    norm_nngp = inverse_sqrt(k_nngp) if with_cross else None
+    norm_dyn = NystromBasis(k_dyn)
+    norm_nngp = NystromBasis(k_nngp) if with_cross else None
     blocks = _CentreKernel(pair, centres)
     if is_dask(X):
         return norm_dyn, norm_nngp, _dask_sums(blocks, X, Y, w, norm_dyn, norm_nngp)

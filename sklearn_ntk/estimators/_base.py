@@ -253,7 +253,7 @@ class NTKBase(BaseEstimator):
         self.X_fit_ = centres
         self.component_indices_ = idx
         self.n_components_ = m
-        self._norm, self._norm_nngp = norm, norm_k
+        self._basis, self._basis_nngp = norm, norm_k
         self._dyn = NystromDynamics(sums, n, sums.proj.shape[1], learning_rate=self._lr,
                                     alpha=self._alpha, kind=self._ensemble_kind(),
                                     dynamics=self.dynamics)
@@ -264,8 +264,8 @@ class NTKBase(BaseEstimator):
         dyn = self._solver()
         times = check_times(times, "times")
         if self.n_components_ is not None:
-            c = dyn.coef(times)
-            return np.matmul(self._norm, c)
+            c = np.moveaxis(dyn.coef(times), -2, 0)  # (r, k) or (r, T, k)
+            return np.moveaxis(self._basis.dual(c), 0, -2)
         if dyn.method != "lanczos" and np.isfinite(times).any():
             self._ensure_eigh()
         return dyn.dual_coef(times)

@@ -160,8 +160,8 @@ class NTKGaussianProcess(RegressorMixin, NTKBase):
         prior = prior_kernel.diag(X) if diag else prior_kernel(X)
         dyn_td, nngp_td = self._kernel_rows(X, need_nngp=True)
         if self.n_components_ is not None:
-            feat = dyn_td @ self._norm
-            feat_k = None if self._norm_nngp is None else nngp_td @ self._norm_nngp
+            feat = self._basis.features(dyn_td)
+            feat_k = None if self._basis_nngp is None else self._basis_nngp.features(nngp_td)
             return self._solver().covariance(self._t, feat, feat_k, prior, diag=diag)
         dyn = self._solver()
         if not np.isinf(self._t):

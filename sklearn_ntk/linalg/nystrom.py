@@ -1,8 +1,7 @@
 r"""Streaming Nyström reductions: the ``m x m`` sums that the rank-``m`` dynamics need.
 
-With centres :math:`C` (``m`` rows) and :math:`K_{mm} = K(C, C) = V \Lambda V^\top`, the
-Nyström features are :math:`\varphi(x) = K(x, C)\,N` with :math:`N = V_r \Lambda_r^{-1/2}` (the
-modes above round-off), so that :math:`\varphi(x)\varphi(x')^\top = K(x, C) K_{mm}^{+} K(C, x')`.
+With centres :math:`C` (``m`` rows), the Nyström features :math:`\varphi(x)` of
+:class:`NystromBasis` satisfy :math:`\varphi(x)\varphi(x')^\top = K(x, C) K(C, C)^{+} K(C, x')`.
 Fitting needs only :math:`G = \Phi^\top W \Phi`, :math:`B = \Phi^\top W Y` and
 :math:`\sum_i w_i \lVert y_i\rVert^2` (and for covariances the cross sum
 :math:`\Phi_\Theta^\top W \Phi_K`), which add up over row blocks: ``O(m^2 + block m)`` memory.
@@ -11,27 +10,62 @@ Fitting needs only :math:`G = \Phi^\top W \Phi`, :math:`B = \Phi^\top W Y` and
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import blas
+import scipy.linalg
+from scipy.linalg import blas, lapack
 
-from .dense import eigh_psd
-from .filters import null_threshold
-
-__all__ = ["inverse_sqrt", "NystromSums", "accumulate_block"]
+__all__ = ["NystromBasis", "NystromSums", "accumulate_block"]
 
 
-def inverse_sqrt(K_mm):
-    r"""``N`` with :math:`N N^\top = K_{mm}^{+}` over the modes above round-off: ``(m, r)``."""
-    evals, evecs = eigh_psd(K_mm)
-    keep = evals > null_threshold(evals[-1], len(evals))
-    return evecs[:, keep] / np.sqrt(evals[keep])
+class NystromBasis:
+    r"""Features :math:`\varphi(x) = K(x, C_P)\,L^{-\top}` from a pivoted Cholesky of ``K(C, C)``.
+
+    ``K(C, C)[P][:, P] = L L^T`` on the ``r`` pivots ``P`` whose Schur complement is above
+    round-off (LAPACK ``dpstrf``, tolerance :math:`m\,\epsilon\max_i K_{ii}`); the centres
+    left out are numerically in the span of the others, so
+    :math:`\varphi(x)\varphi(x')^\top = K(x, C) K(C, C)^{+} K(C, x')` to round-off. A feature
+    block costs one triangular solve (half a general product).
+
+    Parameters
+    ----------
+    K_mm : ndarray of shape (m, m)
+        Kernel between the centres.
+    """
+
+    def __init__(self, K_mm):
+        m = K_mm.shape[0]
+        c, piv, rank, info = lapack.dpstrf(np.array(K_mm, dtype=np.float64, order="F"),
+                                           tol=-1.0, lower=1)
+        if info < 0:
+            raise ValueError("the centre kernel K(C, C) is not a valid symmetric matrix")
+        r = int(rank) if np.max(np.diagonal(K_mm), initial=0.0) > 0 else 0
+        self.m, self.rank = m, r
+        self.cols = np.asarray(piv[:r], dtype=np.intp) - 1
+        self.L = np.tril(c[:r, :r])
+
+    def features(self, K_block):
+        """``varphi`` of a block of rows from its kernel against all centres: (b, r)."""
+        if self.rank == 0:
+            return np.zeros((K_block.shape[0], 0))
+        Kp = K_block[:, self.cols]
+        return scipy.linalg.solve_triangular(self.L, Kp.T, lower=True, check_finite=False,
+                                              overwrite_b=True).T
+
+    def dual(self, coef):
+        """Coefficients over all ``m`` centres (zero off the pivots) from feature ones (r, ...)."""
+        out = np.zeros((self.m,) + coef.shape[1:])
+        if self.rank:
+            sol = scipy.linalg.solve_triangular(self.L, coef.reshape(self.rank, -1), lower=True,
+                                                trans="T", check_finite=False)
+            out[self.cols] = sol.reshape((self.rank,) + coef.shape[1:])
+        return out
 
 
 def _weighted_gram(A):
     """``A^T A`` by BLAS ``syrk`` (half the work of a general product), symmetric."""
     if A.shape[0] == 0:
         return np.zeros((A.shape[1], A.shape[1]))
-    upper = blas.dsyrk(1.0, np.asfortranarray(A.T) if not A.flags.c_contiguous else A.T,
-                       trans=0, lower=0)
+    At = A.T if A.flags.c_contiguous else np.asfortranarray(A.T)  # Fortran (r, b): no copy
+    upper = blas.dsyrk(1.0, At, trans=0, lower=0)
     return np.triu(upper) + np.triu(upper, 1).T
 
 
@@ -62,7 +96,7 @@ class NystromSums:
                            cross, self.weight + other.weight)
 
 
-def accumulate_block(kernel_blocks, Xb, Yb, wb, norm_dyn, norm_nngp=None):
+def accumulate_block(kernel_blocks, Xb, Yb, wb, basis_dyn, basis_nngp=None):
     """The :class:`NystromSums` of one block of rows.
 
     Parameters
@@ -74,17 +108,17 @@ def accumulate_block(kernel_blocks, Xb, Yb, wb, norm_dyn, norm_nngp=None):
     Yb : ndarray of shape (b, k)
     wb : ndarray of shape (b,)
         Sample weights of the block.
-    norm_dyn, norm_nngp : ndarray of shape (m, r)
-        :func:`inverse_sqrt` of the centre kernels (``norm_nngp`` only for the cross sum).
+    basis_dyn, basis_nngp : NystromBasis
+        Feature maps of the centre kernels (``basis_nngp`` only for the cross sum).
     """
     dyn, nngp = kernel_blocks(Xb)
-    Phi = dyn @ norm_dyn
+    Phi = basis_dyn.features(dyn)
     unit = bool(np.all(wb == 1.0))
     gram = _weighted_gram(Phi if unit else Phi * np.sqrt(wb)[:, None])
     WPhi = Phi if unit else Phi * wb[:, None]
     proj = WPhi.T @ Yb
     cross = None
-    if norm_nngp is not None:
-        cross = WPhi.T @ (nngp @ norm_nngp)
+    if basis_nngp is not None:
+        cross = WPhi.T @ basis_nngp.features(nngp)
     yy = float(np.einsum("i,ik,ik->", wb, Yb, Yb))
     return NystromSums(gram, proj, yy, cross, float(wb.sum()))
