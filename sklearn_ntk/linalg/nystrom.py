@@ -22,8 +22,7 @@ class NystromBasis:
     ``K(C, C)[P][:, P] = L L^T`` on the ``r`` pivots ``P`` whose Schur complement is above
     round-off (LAPACK ``dpstrf``, tolerance :math:`m\,\epsilon\max_i K_{ii}`); the centres
     left out are numerically in the span of the others, so
-    :math:`\varphi(x)\varphi(x')^\top = K(x, C) K(C, C)^{+} K(C, x')` to round-off. A feature
-    block costs one triangular solve (half a general product).
+    :math:`\varphi(x)\varphi(x')^\top = K(x, C) K(C, C)^{+} K(C, x')` to round-off.
 
     Parameters
     ----------
@@ -41,23 +40,18 @@ class NystromBasis:
         self.m, self.rank = m, r
         self.cols = np.asarray(piv[:r], dtype=np.intp) - 1
         self.L = np.tril(c[:r, :r])
+        # the map K(x, C) -> varphi(x) as one (m, r) matrix: rows of P L^{-T}, zero off pivots
+        self.map = np.zeros((m, r))
+        self.map[self.cols] = scipy.linalg.solve_triangular(self.L, np.eye(r), lower=True,
+                                                            trans="T", check_finite=False)
 
     def features(self, K_block):
         """``varphi`` of a block of rows from its kernel against all centres: (b, r)."""
-        if self.rank == 0:
-            return np.zeros((K_block.shape[0], 0))
-        Kp = K_block[:, self.cols]
-        return scipy.linalg.solve_triangular(self.L, Kp.T, lower=True, check_finite=False,
-                                              overwrite_b=True).T
+        return K_block @ self.map
 
     def dual(self, coef):
-        """Coefficients over all ``m`` centres (zero off the pivots) from feature ones (r, ...)."""
-        out = np.zeros((self.m,) + coef.shape[1:])
-        if self.rank:
-            sol = scipy.linalg.solve_triangular(self.L, coef.reshape(self.rank, -1), lower=True,
-                                                trans="T", check_finite=False)
-            out[self.cols] = sol.reshape((self.rank,) + coef.shape[1:])
-        return out
+        """Coefficients over all ``m`` centres from feature-space ones of shape (r, ...)."""
+        return (self.map @ coef.reshape(self.rank, -1)).reshape((self.m,) + coef.shape[1:])
 
 
 def _weighted_gram(A):
