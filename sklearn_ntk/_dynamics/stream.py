@@ -68,7 +68,8 @@ def nystrom_reductions(pair, X, Y, w, centres, *, with_cross, block_size, progre
     norm_nngp = NystromBasis(k_nngp) if with_cross else None
     blocks = _CentreKernel(pair, centres)
     if is_dask(X):
-        return norm_dyn, norm_nngp, _dask_sums(blocks, X, Y, w, norm_dyn, norm_nngp)
+        sums = _dask_sums(blocks, X, Y, w, norm_dyn, norm_nngp)
+        return norm_dyn, norm_nngp, sums.finish(norm_dyn, norm_nngp)
     n = X.shape[0]
     starts = range(0, n, block_size)
     sums = None
@@ -76,7 +77,7 @@ def nystrom_reductions(pair, X, Y, w, centres, *, with_cross, block_size, progre
         e = min(n, s + block_size)
         part = accumulate_block(blocks, X[s:e], Y[s:e], w[s:e], norm_dyn, norm_nngp)
         sums = part if sums is None else sums + part
-    return norm_dyn, norm_nngp, sums
+    return norm_dyn, norm_nngp, sums.finish(norm_dyn, norm_nngp)
 
 
 def _dask_sums(blocks, X, Y, w, norm_dyn, norm_nngp):
