@@ -42,7 +42,7 @@ class NTKRegressor(RegressorMixin, NTKBase):
         :math:`w` such that :math:`\mu_t(x) = \Theta(x, X_{fit})\,w` at the fitted ``t``.
     n_components_ : int or None
         Number of Nyström centres (``None``: exact path).
-    component_indices_ : ndarray of shape (n_components_,)
+    component_indices_ : ndarray of shape (`n_components_`,)
         Rows of the training set used as centres (Nyström path only).
     train_spectrum_ : ndarray
         Eigenvalues of the regularised train kernel (computed on first access).
