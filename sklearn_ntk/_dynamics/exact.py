@@ -6,12 +6,9 @@ See :mod:`sklearn_ntk.dynamics` for the conventions.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse.linalg
 
-from ..linalg.cg import conjugate_gradient
 from ..linalg.dense import cho_solve, cholesky_psd, eigh_psd
-from ..linalg.filters import filter_table, null_threshold, spectral_filter
-from ..linalg.lanczos import lanczos_filter
+from ..linalg.filters import filter_table, null_threshold
 from ..linalg.operators import DenseOperator, ScaledOperator
 from .common import (
     as_float_matrix,
@@ -22,6 +19,7 @@ from .common import (
     warn_singular,
     warn_unstable,
 )
+from .matrix_free import lambda_max, matrix_free_filter
 
 __all__ = ["KernelDynamics"]
 
@@ -171,18 +169,6 @@ class KernelDynamics:
             warn_unstable(self.learning_rate, float(lam_max), self.scale, self.weight,
                           self.n_outputs)
 
-    def _lambda_max_estimate(self):
-        op = self._train_op()
-        lin = scipy.sparse.linalg.LinearOperator(
-            (self.n_samples,) * 2, matvec=lambda v: op.matmat(np.reshape(v, (-1, 1)))[:, 0],
-            dtype=np.float64)
-        if self.n_samples <= 2:
-            return float(np.max(op.matmat(np.eye(self.n_samples)).sum(axis=0))) + self.alpha
-        v0 = np.ones(self.n_samples)
-        lam = scipy.sparse.linalg.eigsh(lin, k=1, which="LA", tol=1e-6, v0=v0,
-                                        return_eigenvectors=False)
-        return float(lam[0]) + self.alpha
-
     def cholesky(self):
         r"""Lower Cholesky factor of :math:`A`, or ``None`` when numerically singular."""
         if self._chol is None:
@@ -267,30 +253,9 @@ class KernelDynamics:
 
     def _lanczos(self, R, times):
         if self.dynamics == "gd":
-            self._check_stability(self._lambda_max_estimate())
-        op = self._train_op()
-        out = np.empty((len(times), *R.shape))
-        finite = np.isfinite(times)
-        if (~finite).any():
-            W = conjugate_gradient(op, R, shift=self.alpha)
-            if W is None:  # singular: the minimum-norm limit of the filter
-                warn_singular()
-            out[~finite] = W if W is not None else self._lanczos_times(op, R, np.array([np.inf]))
-        if finite.any():
-            out[finite] = self._lanczos_times(op, R, times[finite])
-        return out
-
-    def _lanczos_times(self, op, R, times):
-        scale, dyn = self.scale, self.dynamics
-
-        def fn(theta):
-            return spectral_filter(theta[None, :], times[:, None], scale, dyn)
-
-        res = lanczos_filter(op, R, fn, shift=self.alpha)
-        if res is None:
-            raise RuntimeError("the Lanczos filter did not converge within 1000 iterations; "
-                               "use method='auto' (eigendecomposition) or n_components")
-        return res
+            self._check_stability(lambda_max(self._train_op()) + self.alpha)
+        return matrix_free_filter(self._train_op(), R, times, scale=self.scale,
+                                  dynamics=self.dynamics, alpha=self.alpha)
 
     # ---------------------------------------------------------------- public predictions
     def _shape_out(self, arr):

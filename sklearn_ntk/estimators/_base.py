@@ -14,16 +14,13 @@ from ..dynamics import (
     FactorizationCache,
     KernelDynamics,
     KernelPair,
-    NystromDynamics,
     blocked_apply,
     check_sample_weight,
     check_times,
     default_block_size,
     is_dask,
-    nystrom_reductions,
-    plan_exact,
 )
-from ..linalg.operators import PackedOperator, packed_kernel
+from ._paths import build_exact, eigh_with_cache, fit_nystrom
 
 __all__ = ["NTKBase", "default_kernel"]
 
@@ -188,27 +185,16 @@ class NTKBase(BaseEstimator):
 
     def _build_exact(self):
         """The exact solver from the fitted data (at fit, and again after unpickling)."""
-        X = self.X_fit_
         Y, w = self._fit_targets
-        n = X.shape[0]
-        kind = self._ensemble_kind()
-        n_kernels = 2 if self._needs_nngp and kind == "ntk" else 1
-        plan = plan_exact(n, solver=self.solver, needs_factorisation=self._needs_nngp,
-                          n_kernels=n_kernels)
-        pair = self._pair()
-        common = dict(learning_rate=self._lr, alpha=self._alpha, kind=kind,
-                      dynamics=self.dynamics, sample_weight=w, check_input=False)
-        if plan == "lanczos-packed":
-            block = self._block_size(n, n)
-            packed = packed_kernel(lambda s, e: pair(X[s:e], X[:e])[0], n, block)
-            dyn = KernelDynamics(PackedOperator(packed, n), Y, **common)
-        else:
-            theta, nngp = pair(X)
-            dyn = KernelDynamics(theta, Y, nngp_train=nngp if n_kernels == 2 else None,
-                                 method="lanczos" if plan == "lanczos-dense" else "auto",
-                                 **common)
-        self._dyn = dyn
-        return dyn
+        self._dyn = build_exact(self._pair(), self.X_fit_, Y, w, solver=self.solver,
+                                needs_covariance=self._needs_nngp,
+                                block_size=self._block_size(len(Y), len(Y)),
+                                **self._dynamics_params())
+        return self._dyn
+
+    def _dynamics_params(self):
+        return dict(learning_rate=self._lr, alpha=self._alpha, kind=self._ensemble_kind(),
+                    dynamics=self.dynamics)
 
     def _solver(self):
         """The fitted solver (rebuilt after unpickling)."""
@@ -220,43 +206,16 @@ class NTKBase(BaseEstimator):
     def _ensure_eigh(self):
         """The exact solver with its eigendecomposition (through the explicit cache if any)."""
         dyn = self._solver()
-        if dyn.method == "lanczos" or dyn._eig is not None:
-            return dyn
-        cache = self.cache
-        if cache is None:
-            dyn.eigh()
-            return dyn
-        w = dyn.sample_weight
-        key = cache.key(dyn.kernel_train, tag="" if w is None else cache.key(w[None, :]))
-        hit = cache.get(key)
-        if hit is not None:
-            dyn.set_eigh(*hit)
-        else:
-            dyn.eigh()
-            cache.put(key, tuple(np.copy(a, order="K") for a in dyn.eigh_unregularised()))
+        eigh_with_cache(dyn, self.cache)
         return dyn
 
     def _fit_nystrom(self, X, Y, w):
-        n = X.shape[0]
-        pool = np.arange(n) if is_dask(w) else np.flatnonzero(w > 0)  # centres carry weight
-        m = min(int(self.n_components), len(pool))
         rng = check_random_state(self.random_state)
-        idx = pool if m >= len(pool) else np.sort(rng.choice(pool, m, replace=False))
-        centres = X[idx]
-        centres = np.asarray(centres.compute() if is_dask(centres) else centres, dtype=np.float64)
-        pair = self._pair()
-        with_cross = self._needs_nngp and self._ensemble_kind() == "ntk"
-        Y2 = Y if is_dask(Y) else np.asarray(Y, dtype=np.float64)
-        norm, norm_k, sums = nystrom_reductions(
-            pair, X, Y2, w, centres, with_cross=with_cross,
-            block_size=self._block_size(m, n), progress=self.progress)
-        self.X_fit_ = centres
-        self.component_indices_ = idx
-        self.n_components_ = m
-        self._basis, self._basis_nngp = norm, norm_k
-        self._dyn = NystromDynamics(sums, n, sums.proj.shape[1], learning_rate=self._lr,
-                                    alpha=self._alpha, kind=self._ensemble_kind(),
-                                    dynamics=self.dynamics)
+        fit = fit_nystrom(self._pair(), X, Y, w, self.n_components, rng,
+                          block_size=self._block_size(self.n_components, X.shape[0]),
+                          progress=self.progress, **self._dynamics_params())
+        self.X_fit_, self.component_indices_, self._basis, self._basis_nngp, self._dyn = fit
+        self.n_components_ = len(self.component_indices_)
 
     # ---------------------------------------------------------------- coefficients
     def _coef_at(self, times):
