@@ -15,13 +15,14 @@ Every comparison is measured side by side in one run and printed as a ratio:
    memory allows (``--exact-n`` to choose a smaller n).
 
 Usage: ``python benchmarks/bench_large_n.py [--quick] [--only 1,2,3] [--peer-n N]
-[--exact-n N] [--blas-threads K]``. The machine is shared: run the big sizes once, with a
+[--exact-n N] [--million-n N] [--subset-n N] [--blas-threads K]``. The machine is shared: run the big sizes once, with a
 timeout. ``--blas-threads`` (default 1) limits BLAS threads for every measurement alike: on the
 shared, oversubscribed 2-core machine threaded BLAS spends most of its time waiting (a 100 x 100
 eigh takes 40x longer with 2 threads than with 1); 0 leaves BLAS alone.
 """
 
 import argparse
+import functools
 import os
 import threading
 import time
@@ -36,6 +37,7 @@ from sklearn_ntk.estimators import NTKRegressor
 from sklearn_ntk.kernels import NTKKernel
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+print = functools.partial(print, flush=True)  # noqa: A001  (results survive a timeout)
 
 
 def _rss():
@@ -185,6 +187,7 @@ def main():
     p.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     p.add_argument("--only", default="1,2,3")
     p.add_argument("--peer-n", type=int, default=200_000)
+    p.add_argument("--million-n", type=int, default=1_000_000)
     p.add_argument("--subset-n", type=int, default=20_000)
     p.add_argument("--exact-n", type=int, default=50_000)
     p.add_argument("--blas-threads", type=int, default=1)
@@ -208,7 +211,7 @@ def main():
     if 1 in only:
         bench_stream(300_000, 500, 10_000)
     if 2 in only:
-        bench_million(1_000_000, 2_000, a.subset_n, a.peer_n)
+        bench_million(a.million_n, 2_000, a.subset_n, a.peer_n)
     if 3 in only:
         bench_exact(a.exact_n, [2_000, 5_000])
 

@@ -179,3 +179,15 @@ def test_kernel_and_feature_coordinates_accumulate_the_same_sums():
     for name in ("gram", "proj", "cross"):
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9,
                                    atol=1e-11 * np.abs(getattr(a, name)).max())
+
+
+def test_progress_bar_on_request_only(capsys):
+    pytest.importorskip("tqdm")
+    X, y = _data(n=40)
+    NTKRegressor(n_components=5, batch_size=10, random_state=0, progress=True).fit(X, y)
+    assert "Nystroem fit" in capsys.readouterr().err
+    NTKRegressor(n_components=5, batch_size=10, random_state=0).fit(X, y)  # "auto": no terminal
+    NTKRegressor(n_components=5, batch_size=10, random_state=0, progress=False).fit(X, y)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(ValueError, match="progress"):
+        NTKRegressor(progress="yes").fit(X, y)
