@@ -17,7 +17,7 @@ ESTIMATORS = [
     NTKGaussianProcess(t=1000.0, kind="nngp"),
     # the Nystroem path (rank-30 kernel, streamed in blocks of 16 rows)
     NTKRegressor(t=200.0, alpha=1e-3, n_components=30, random_state=0, batch_size=16),
-    NTKClassifier(n_components=30, random_state=0, alpha=1e-3),
+    NTKClassifier(t=100.0, learning_rate=2.0, n_components=30, random_state=0),
     # deliberately undertrained: see EXPECTED_FAILED_CHECKS
     NTKRegressor(t=10.0),
     NTKClassifier(t=100.0, learning_rate=2.0),
