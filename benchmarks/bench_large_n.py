@@ -70,7 +70,7 @@ def _data(n, d, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d))
     w = np.random.default_rng(123).normal(size=(2, d)) / np.sqrt(d)
-    y = np.sin(2 * X @ w[0]) + 0.5 * (X @ w[1]) ** 2 + 0.05 * rng.normal(size=n)
+    y = np.sin(X @ w[0]) + 0.5 * (X @ w[1]) + 0.05 * rng.normal(size=n)  # smooth target
     return X, y
 
 
