@@ -39,7 +39,9 @@ class KernelPair:
 
     def __call__(self, X, Y=None):
         k = self.kernel
-        if hasattr(k, "ntk_and_nngp") and (self.need_nngp or self.kind == "nngp"):
+        # a kernel that already is the dynamics kernel (its own ``kind``) is evaluated alone
+        own = not self.need_nngp and getattr(k, "kind", None) == self.kind
+        if hasattr(k, "ntk_and_nngp") and (self.need_nngp or self.kind == "nngp") and not own:
             ntk, nngp = k.ntk_and_nngp(X, Y)
             dyn = nngp if self.kind == "nngp" else ntk
             nngp = nngp if self.need_nngp else None
