@@ -8,7 +8,7 @@ Every comparison is measured side by side in one run and printed as a ratio:
 3. Mean at one finite t without an eigendecomposition (Lanczos) vs (kernel + eigh) at n=8000,
    with its relative error (targets >= 3x, <= 1e-6). Uses an RBF kernel: this measures the
    solver, not the kernel.
-4. ``GridSearchCV`` over 10 t x 4 alpha (cv=5) with the kernel/factorisation cache vs without
+4. ``GridSearchCV`` over 10 t x 4 alpha (cv=5) with an explicit ``FactorizationCache`` vs without
    (target >= 5x). The uncached run is timed on ``--baseline-candidates`` candidates and scaled
    to the full grid (every uncached candidate does identical work); ``--full-baseline`` times
    all of it.
@@ -26,7 +26,7 @@ from sklearn.base import clone
 from sklearn.gaussian_process.kernels import RBF
 from sklearn.model_selection import GridSearchCV, KFold
 
-from sklearn_ntk import estimators as est_mod
+from sklearn_ntk.dynamics import FactorizationCache
 from sklearn_ntk.estimators import NTKRegressor
 from sklearn_ntk.kernels import NTKKernel
 
@@ -74,7 +74,7 @@ def bench_t_inf(n, repeat):
         return kernel(Xt, X) @ w
 
     def ours():
-        return NTKRegressor(kernel, alpha=1e-6, cache=False).fit(X, y).predict(Xt)
+        return NTKRegressor(kernel, alpha=1e-6).fit(X, y).predict(Xt)
 
     (t_floor, ref), (t_ours, got) = _compare(floor, ours, repeat)
     err = np.abs(got - ref).max() / np.abs(ref).max()
@@ -93,7 +93,7 @@ def bench_staged(n, repeat):
     fits = []
     for _ in range(repeat):
         t_fit, reg = _timeit(lambda: NTKRegressor(kernel, t=100.0, alpha=1e-6, solver="eigh",
-                                                  cache=False).fit(X, y))
+                                                  ).fit(X, y))
         fits.append(t_fit)
     t_fit = min(fits)
     (t_pred, _), (t_staged, preds) = _compare(lambda: reg.predict(Xt),
@@ -120,7 +120,7 @@ def bench_krylov(n, t):
         return kernel(Xt, X) @ (V @ (h * (V.T @ y)))
 
     def ours():
-        return NTKRegressor(kernel, t=t, alpha=alpha, solver="krylov", cache=False) \
+        return NTKRegressor(kernel, t=t, alpha=alpha, solver="lanczos") \
             .fit(X, y).predict(Xt)
 
     t_ours, got = _timeit(ours)
@@ -139,8 +139,9 @@ def bench_grid(n, n_baseline, full_baseline):
     cv = KFold(5, shuffle=True, random_state=0)
     n_cand = 40
 
-    est_mod.clear_cache()
-    t_cached, gs = _timeit(lambda: GridSearchCV(NTKRegressor(kernel), grid, cv=cv).fit(X, y))
+    cache = FactorizationCache()
+    t_cached, gs = _timeit(
+        lambda: GridSearchCV(NTKRegressor(kernel, cache=cache), grid, cv=cv).fit(X, y))
 
     if full_baseline:
         sub = grid
@@ -150,7 +151,7 @@ def bench_grid(n, n_baseline, full_baseline):
                "alpha": grid["alpha"][: max(1, n_baseline - n_baseline // 2)]}
         n_sub = len(sub["t"]) * len(sub["alpha"])
     t_sub, gs_nc = _timeit(
-        lambda: GridSearchCV(NTKRegressor(kernel, cache=False), sub, cv=cv).fit(X, y))
+        lambda: GridSearchCV(NTKRegressor(kernel), sub, cv=cv).fit(X, y))
     t_uncached = t_sub * n_cand / n_sub
     # the cache must not change any score
     res = gs.cv_results_
@@ -161,7 +162,7 @@ def bench_grid(n, n_baseline, full_baseline):
     label = "measured" if full_baseline else f"scaled from {n_sub} candidates ({t_sub:.1f}s)"
     print(f"[4] GridSearchCV 10 t x 4 alpha, cv=5, n={n}: cached {t_cached:.1f}s vs uncached "
           f"{t_uncached:.1f}s ({label}) -> speed-up {t_uncached / t_cached:.1f}x (target >= 5); "
-          f"cache hits {est_mod._CACHE.hits}, bytes held {est_mod._CACHE._bytes / 2**20:.0f} MiB")
+          f"cache hits {cache.hits}, bytes held {cache._bytes / 2**20:.0f} MiB")
 
 
 def main():

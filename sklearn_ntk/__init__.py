@@ -9,7 +9,10 @@ NetworkKernel
 layers
     The layers of :class:`NetworkKernel` (neural-tangents ``stax`` names).
 NTKRegressor, NTKGaussianProcess, NTKClassifier
-    Closed-form predictions of infinitely wide networks trained by gradient descent for time ``t``.
+    Closed-form predictions of infinitely wide networks trained by gradient descent for time ``t``
+    (exact, or of a rank-``m`` Nystroem kernel with ``n_components=m``).
+FactorizationCache
+    An explicit cache of eigendecompositions for grid searches over ``t``/``alpha``.
 empirical_ntk
     The empirical NTK of any ``torch.nn.Module`` (needs the ``torch`` extra).
 nn
@@ -30,16 +33,16 @@ _LAZY = {
     "NTKRegressor": "sklearn_ntk.estimators",
     "NTKGaussianProcess": "sklearn_ntk.estimators",
     "NTKClassifier": "sklearn_ntk.estimators",
-    "set_cache_size": "sklearn_ntk.estimators",
-    "clear_cache": "sklearn_ntk.estimators",
     "PerformanceWarning": "sklearn_ntk.exceptions",
+    "FactorizationCache": "sklearn_ntk.dynamics",
     "SingularKernelWarning": "sklearn_ntk.exceptions",
     "UnstableLearningRateWarning": "sklearn_ntk.exceptions",
     "empirical_ntk": "sklearn_ntk.torch_ntk",
     "empirical_ntk_diag": "sklearn_ntk.torch_ntk",
     "EmpiricalNTKKernel": "sklearn_ntk.torch_ntk",
 }
-_SUBMODULES = {"nn", "kernels", "layers", "activations", "estimators", "exceptions", "torch_ntk", "training", "cli"}
+_SUBMODULES = {"nn", "kernels", "layers", "activations", "estimators", "dynamics", "linalg",
+               "exceptions", "torch_ntk", "training", "cli"}
 
 __all__ = sorted(_LAZY) + ["layers", "nn"]
 

@@ -491,3 +491,24 @@ def test_unexpected_error_is_one_line(monkeypatch, capsys):
     monkeypatch.setenv("SKLEARN_NTK_TRACEBACK", "1")
     with pytest.raises(RuntimeError, match="something broke"):
         cli.main(["compare"])
+
+
+def test_ntk_rows_share_one_factorization_cache_per_grid():
+    """The NTK/NNGP grid searches reuse eigendecompositions across t (identical scores)."""
+    from sklearn.model_selection import GridSearchCV
+
+    from sklearn_ntk import FactorizationCache
+
+    sizing = cli_models.Sizing("regression", True, 0, 3, 40, 40)
+    make = {row.name: row for row in cli_models.MODEL_TABLE}["NTK"].make
+    est = make(sizing)
+    assert isinstance(est.cache, FactorizationCache)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    y = np.sin(X[:, 0])
+    grid = {"t": [10.0, 100.0, 1000.0]}
+    cached = GridSearchCV(est, grid, cv=3).fit(X, y)
+    assert est.cache.hits == 6  # per fold: one eigendecomposition, two reuses (+ no refit hit)
+    plain = GridSearchCV(est.set_params(cache=None), grid, cv=3).fit(X, y)
+    np.testing.assert_array_equal(cached.cv_results_["mean_test_score"],
+                                  plain.cv_results_["mean_test_score"])

@@ -17,9 +17,9 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from sklearn_ntk import estimators as est_mod
-from sklearn_ntk._dynamics import UnstableLearningRateWarning
+from sklearn_ntk.dynamics import FactorizationCache
 from sklearn_ntk.estimators import NTKClassifier, NTKGaussianProcess, NTKRegressor
+from sklearn_ntk.exceptions import UnstableLearningRateWarning
 
 DATA = pathlib.Path(__file__).parent / "data"
 ESTIMATORS = [NTKRegressor, NTKGaussianProcess, NTKClassifier]
@@ -145,9 +145,9 @@ def test_dynamics_gd_and_unstable_warning():
 def test_krylov_solver_matches_eigh():
     X, y = _data(n=300, d=4)
     Xt, _ = _data(n=20, d=4, seed=6)
-    a = NTKRegressor(kernel=RBF(2.0), t=50.0, solver="eigh", cache=False).fit(X, y)
-    b = NTKRegressor(kernel=RBF(2.0), t=50.0, solver="krylov", cache=False).fit(X, y)
-    assert b._solver._eig is None
+    a = NTKRegressor(kernel=RBF(2.0), t=50.0, solver="eigh").fit(X, y)
+    b = NTKRegressor(kernel=RBF(2.0), t=50.0, solver="lanczos").fit(X, y)
+    assert b._dyn._eig is None
     ref = a.predict(Xt)
     np.testing.assert_allclose(b.predict(Xt), ref, rtol=1e-6, atol=1e-9 * np.abs(ref).max())
 
@@ -157,7 +157,7 @@ def test_singular_train_kernel_at_t_inf_is_finite():
     X = np.vstack([X, X[:3]])
     y = np.concatenate([y, y[:3] + 1.0])
     with pytest.warns(RuntimeWarning, match="minimum-norm"):
-        reg = NTKRegressor(kernel=RBF(), cache=False).fit(X, y)
+        reg = NTKRegressor(kernel=RBF()).fit(X, y)
     pred = reg.predict(X)
     assert np.isfinite(pred).all()
     np.testing.assert_allclose(pred[:3], y[:3] + 0.5, rtol=1e-6)  # averages duplicates
@@ -374,14 +374,13 @@ def test_grid_search_in_pipeline_and_cache_is_exact():
     }
     cv = KFold(3, shuffle=True, random_state=0)
     results = []
-    for cache in (True, False):
-        est_mod.clear_cache()
-        pipe = make_pipeline(StandardScaler(), NTKRegressor(kernel=_ntk_kernel(), cache=cache))
+    cache = FactorizationCache()
+    for c in (cache, None):
+        pipe = make_pipeline(StandardScaler(), NTKRegressor(kernel=_ntk_kernel(), cache=c))
         gs = GridSearchCV(pipe, grid, cv=cv).fit(X, y)
         results.append(gs.cv_results_["mean_test_score"])
-        if cache:
-            assert est_mod._CACHE.hits > 0
-    np.testing.assert_allclose(results[0], results[1], rtol=1e-9, atol=1e-12)
+    assert cache.hits > 0 and cache.misses > 0
+    np.testing.assert_array_equal(results[0], results[1])
     assert np.isfinite(results[0]).all()
 
 
@@ -392,53 +391,66 @@ def test_cross_val_score_parallel():
     np.testing.assert_allclose(scores, ref, rtol=1e-10)
 
 
-def test_cache_keys_on_content_and_kernel_parameters():
-    est_mod.clear_cache()
+def test_cache_keys_on_kernel_values_not_on_parameters():
+    """A shared cache never stands for another kernel: same numbers as without it."""
+    cache = FactorizationCache()
     X, y = _data(n=30)
-    a = NTKRegressor(kernel=RBF(1.0), t=5.0).fit(X, y).predict(X[:5])
+    fits = []
+    for kernel in (RBF(1.0), RBF(1.0 + 1e-12), RBF(1.0) + DotProduct(1.0),
+                   RBF(1.0) + DotProduct(2.0)):
+        got = NTKRegressor(kernel=kernel, t=5.0, cache=cache).fit(X, y).predict(X[:5])
+        ref = NTKRegressor(kernel=kernel, t=5.0).fit(X, y).predict(X[:5])
+        np.testing.assert_array_equal(got, ref)
+        fits.append(got)
+    assert not np.allclose(fits[2], fits[3])
     X2 = X.copy()
-    X2[0, 0] += 1e-3  # same shape and object-type, different content
-    b = NTKRegressor(kernel=RBF(1.0), t=5.0).fit(X2, y).predict(X[:5])
-    b_ref = NTKRegressor(kernel=RBF(1.0), t=5.0, cache=False).fit(X2, y).predict(X[:5])
-    np.testing.assert_array_equal(b, b_ref)
-    assert not np.allclose(a, b, rtol=1e-9, atol=0)
-    # kernel parameters differing in the 12th digit are distinct keys
-    c = NTKRegressor(kernel=RBF(1.0 + 1e-12), t=5.0).fit(X, y).predict(X[:5])
-    c_ref = NTKRegressor(kernel=RBF(1.0 + 1e-12), t=5.0, cache=False).fit(X, y).predict(X[:5])
-    np.testing.assert_array_equal(c, c_ref)
-    # composite kernels: parameters of the parts are part of the key
-    d1 = NTKRegressor(kernel=RBF(1.0) + DotProduct(1.0), t=5.0).fit(X, y).predict(X[:5])
-    d2 = NTKRegressor(kernel=RBF(1.0) + DotProduct(2.0), t=5.0).fit(X, y).predict(X[:5])
-    assert not np.allclose(d1, d2)
+    X2[0, 0] += 1e-3
+    got = NTKRegressor(kernel=RBF(1.0), t=5.0, cache=cache).fit(X2, y).predict(X[:5])
+    np.testing.assert_array_equal(got, NTKRegressor(kernel=RBF(1.0), t=5.0).fit(X2, y)
+                                  .predict(X[:5]))
+    assert not np.allclose(got, fits[0], rtol=1e-9, atol=0)
 
 
-def test_cache_is_bounded():
-    X, y = _data(n=50)
-    try:
-        est_mod.set_cache_size(60_000)  # room for a few 50x50 matrices only
-        for s in np.linspace(0.5, 2.0, 10):
-            NTKRegressor(kernel=RBF(s), t=3.0).fit(X, y).predict(X)
-        assert est_mod._CACHE._bytes <= 60_000
-        assert len(est_mod._CACHE._data) >= 1
-        est_mod.set_cache_size(0)
-        assert est_mod._CACHE._bytes == 0
-        NTKRegressor(kernel=RBF(), t=3.0).fit(X, y)
-        assert len(est_mod._CACHE._data) == 0
-    finally:
-        est_mod.set_cache_size(512 * 2**20)
-    with pytest.raises(ValueError, match="max_bytes"):
-        est_mod.set_cache_size(-1)
+def test_cache_follows_a_redefined_callable_activation():
+    """A callable redefined under the same name (a notebook cell run again) is re-evaluated."""
+    cache = FactorizationCache()
+    X, y = _data(n=25)
+    preds = []
+    for scale in (1.0, 2.0):
+        def act(z, scale=scale):
+            return np.tanh(scale * z)
+
+        kernel = _ntk_kernel(activation=act, depth=1)
+        got = NTKRegressor(kernel=kernel, t=5.0, cache=cache).fit(X, y).predict(X[:4])
+        np.testing.assert_array_equal(got, NTKRegressor(kernel=kernel, t=5.0).fit(X, y)
+                                      .predict(X[:4]))
+        preds.append(got)
+    assert not np.allclose(preds[0], preds[1], rtol=1e-6)
 
 
-def test_cached_arrays_are_read_only_and_fits_independent():
-    est_mod.clear_cache()
+def test_invalid_parameters_are_rejected_even_with_a_warm_cache():
+    cache = FactorizationCache()
     X, y = _data(n=20)
-    a = NTKGaussianProcess(kernel=RBF(), t=4.0).fit(X, y)
-    b = NTKGaussianProcess(kernel=RBF(), t=4.0).fit(X, 2 * y)
-    np.testing.assert_allclose(b.predict(X), 2 * a.predict(X), rtol=1e-10)
-    for value in est_mod._CACHE._data.values():
-        for arr in value:
-            assert not arr.flags.writeable
+    NTKRegressor(kernel=_ntk_kernel(depth=1), t=3.0, cache=cache).fit(X, y)
+    with pytest.raises((TypeError, ValueError)):
+        NTKRegressor(kernel=_ntk_kernel(depth=True), t=3.0, cache=cache).fit(X, y)
+    with pytest.raises(TypeError, match="FactorizationCache"):
+        NTKRegressor(cache=True).fit(X, y)
+
+
+def test_cache_is_bounded_read_only_and_survives_clone():
+    X, y = _data(n=50)
+    cache = FactorizationCache(max_bytes=60_000)  # room for a few 50x50 matrices only
+    for s in np.linspace(0.5, 2.0, 10):
+        NTKRegressor(kernel=RBF(s), t=3.0, cache=cache).fit(X, y).predict(X)
+    assert 1 <= len(cache._data) and cache._bytes <= 60_000
+    for value in cache._data.values():
+        assert all(not a.flags.writeable for a in value)
+    est = NTKRegressor(cache=cache)
+    assert clone(est).cache is cache
+    assert pickle.loads(pickle.dumps(cache))._bytes == 0
+    with pytest.raises(ValueError, match="max_bytes"):
+        FactorizationCache(-1)
 
 
 def test_default_kernel_is_ntk_kernel():

@@ -148,3 +148,22 @@ def test_user_arrays_untouched():
     for (A, H), (A0, H0) in zip(X[:6], before, strict=True):
         np.testing.assert_array_equal(A, A0)
         np.testing.assert_array_equal(H, H0)
+
+
+def test_nystrom_path_on_graphs():
+    """``n_components`` streams row blocks of the object array of graphs."""
+    k = gntk()
+    n = len(X)
+    full = NTKRegressor(kernel=k, alpha=1e-2, n_components=n, random_state=0, batch_size=7)
+    exact = NTKRegressor(kernel=k, alpha=1e-2).fit(X, YREG)
+    np.testing.assert_allclose(full.fit(X, YREG).predict(X[:6]), exact.predict(X[:6]),
+                               rtol=1e-7, atol=1e-9)
+    assert full.X_fit_.dtype == object and full.X_fit_.shape == (n,)
+    low = NTKGaussianProcess(kernel=k, alpha=1e-2, n_components=8, random_state=0,
+                             batch_size=5).fit(X, YREG)
+    mean, std = low.predict(X[:5], return_std=True)
+    assert low.X_fit_.shape == (8,) and np.isfinite(mean).all() and np.all(std > 0)
+    clf = NTKClassifier(kernel=k, alpha=1e-2, t=50.0, n_components=12, random_state=0)
+    proba = clf.fit(X, Y).predict_proba(X[:5])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    assert clf.score(X, Y) >= 0.9

@@ -61,7 +61,7 @@ def test_matches_neural_tangents(name):
 def test_gaussian_process_matches_neural_tangents(get):
     """Estimator level: mean and covariance of the trained ensemble of one CNN."""
     pred = META["predict"]
-    kernel = _kernel(pred["network"])
+    kernel = _kernel(pred["network"]).set_params(kind=get)
     Xtr, Xte, y = ARRAYS["pred_X_train"], ARRAYS["pred_X_test"], ARRAYS["pred_y"][:, 0]
     for t in pred["t"]:
         gp = NTKGaussianProcess(

@@ -118,7 +118,7 @@ def test_unstable_learning_rate_warning_points_at_the_callers_line():
     X, y = _data()
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
-        NTKRegressor(t=10.0, learning_rate=1e4, dynamics="gd", cache=False).fit(X, y)
+        NTKRegressor(t=10.0, learning_rate=1e4, dynamics="gd").fit(X, y)
         NTKRegressor(t=10.0, learning_rate=1e4, dynamics="gd").fit(X, y).training_loss([1.0])
     for w in _only(record, UnstableLearningRateWarning):
         assert os.path.samefile(w.filename, __file__), w.filename

@@ -13,7 +13,7 @@ from sklearn.model_selection import cross_val_predict, cross_val_score
 from sklearn.semi_supervised import SelfTrainingClassifier
 from sklearn.utils.estimator_checks import check_classifiers_train
 
-from sklearn_ntk import NTKClassifier, NTKGaussianProcess, NTKKernel
+from sklearn_ntk import FactorizationCache, NTKClassifier, NTKGaussianProcess, NTKKernel
 
 
 def _three_blobs(n=45, seed=0):
@@ -126,7 +126,7 @@ def test_predict_proba_does_not_keep_state_or_modify_input():
     np.testing.assert_array_equal(X_test, before)
     assert dict(vars(clf)).keys() == state.keys()
     np.testing.assert_array_equal(clf.predict_proba(X_test), first)
-    np.testing.assert_array_equal(NTKClassifier(t=20.0, cache=False).fit(X, y)
+    np.testing.assert_array_equal(NTKClassifier(t=20.0, cache=FactorizationCache()).fit(X, y)
                                   .predict_proba(X_test), first)
 
 
@@ -176,3 +176,38 @@ def test_sklearn_classifiers_train_without_log_proba():
         with np.errstate(all="raise"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # SingularKernelWarning on the check's data
             check_classifiers_train("NTKClassifier", _WithoutLogProba(**params))
+
+
+@pytest.mark.parametrize("kernel", [None, RBF(1.0)], ids=["default-ntk", "rbf"])
+def test_nystrom_moments_are_those_of_the_nystrom_gaussian_process(kernel):
+    """With ``n_components`` the ensemble is that of the Nystroem kernel, as in the GP."""
+    X, y = _three_blobs()
+    X_test = np.random.default_rng(3).normal(size=(5, 2))
+    params = dict(kernel=kernel, t=50.0, alpha=1e-3, n_components=12, random_state=0)
+    clf = NTKClassifier(**params).fit(X, y)
+    mean, std = clf._ensemble(X_test)
+    gp_mean, gp_std = NTKGaussianProcess(**params).fit(X, _one_hot(y)).predict(
+        X_test, return_std=True)
+    np.testing.assert_allclose(mean, gp_mean, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(std, gp_std[:, 0], rtol=1e-8, atol=1e-12)
+    # a rank-12 kernel is not the exact one: the spread differs from the exact ensemble's
+    exact_std = NTKClassifier(**{**params, "n_components": None}).fit(X, y)._ensemble(X_test)[1]
+    assert np.abs(std - exact_std).max() > 1e-3
+    # all centres: the Nystroem kernel is the exact kernel
+    full = NTKClassifier(**{**params, "n_components": len(X)}).fit(X, y)
+    np.testing.assert_allclose(full.predict_proba(X_test),
+                               NTKClassifier(**{**params, "n_components": None}).fit(X, y)
+                               .predict_proba(X_test), rtol=1e-6, atol=1e-9)
+
+
+def test_lanczos_solver_and_pickle_give_the_same_probabilities():
+    import pickle
+
+    X, y = _three_blobs()
+    X_test = np.random.default_rng(4).normal(size=(6, 2))
+    ref = NTKClassifier(t=20.0, alpha=1e-3).fit(X, y)
+    p = ref.predict_proba(X_test)
+    lanczos = NTKClassifier(t=20.0, alpha=1e-3, solver="lanczos").fit(X, y)
+    np.testing.assert_allclose(lanczos.predict_proba(X_test), p, rtol=1e-7, atol=1e-10)
+    fresh = pickle.loads(pickle.dumps(NTKClassifier(t=20.0, alpha=1e-3).fit(X, y)))
+    np.testing.assert_allclose(fresh.predict_proba(X_test), p, rtol=1e-12, atol=1e-14)
