@@ -90,3 +90,16 @@ def test_memory_error_before_allocation(monkeypatch):
     with pytest.raises(MemoryError, match="GiB"):
         k(np.ones((20, 3)))
     assert k.diag(np.ones((20, 3))).shape == (20,)  # O(n): not refused
+
+
+def test_memory_guard_counts_the_pixel_pair_states(monkeypatch):
+    """Large images: one pixel-pair state alone exceeds the memory; refused before allocating."""
+    import sklearn_ntk._validation as val
+    from sklearn_ntk import NetworkKernel
+
+    monkeypatch.setattr(val, "available_memory_bytes", lambda: 2**26)  # 64 MiB
+    X = np.ones((2, 48 * 48))  # P^2 = 5.3e6 pixel pairs: 42 MB per state buffer
+    for layers in ([nl.Conv((3, 3)), "relu", nl.GlobalAvgPool(), nl.Dense()],
+                   [nl.Conv((3, 3)), "relu", nl.AvgPool((2, 2)), nl.Flatten(), nl.Dense()]):
+        with pytest.raises(MemoryError, match="GiB"):
+            NetworkKernel(layers, input_shape=(48, 48, 1))(X)

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import fused
 
-__all__ = ["encode", "pairs", "self_pass"]
+__all__ = ["encode", "pairs", "self_pass", "working_bytes"]
 
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
@@ -452,6 +452,11 @@ def _sizes(plan, tables):
     P_max = max(sizes)
     full0 = bool(plan.input_full and plan.spatial)
     return P0, P_max, (P_max * P_max if full0 else P_max), full0
+
+
+def working_bytes(plan, tables, n_comp):
+    """Scratch memory of all threads (for the memory guard)."""
+    return numba.get_num_threads() * 4 * n_comp * 8 * _sizes(plan, tables)[2]
 
 
 def self_pass(plan, tables, X, grad=False):

@@ -24,7 +24,7 @@ import numpy as np
 from ..arch.rules import Context, KernelState, apply
 from . import fused
 
-__all__ = ["moments", "self_pass", "pair_pass", "kernel_matrices", "diag_kernels"]
+__all__ = ["moments", "self_pass", "pair_pass", "kernel_matrices", "diag_kernels", "working_bytes"]
 
 _BLOCK_BYTES = 48 * 2**20  # target size of one array of a block's pair states
 
@@ -130,6 +130,13 @@ def pair_pass(plan, X, Y, hist_x, hist_y, rows, cols, same, w2, b2, grad):
     ctx = Context(w2, b2, grad, moments, variances)
     state = _input_state(plan, X, Y, rows, cols, same, 3 if grad else 1)
     return apply(plan.root, state, ctx)
+
+
+def working_bytes(plan, n_comp):
+    """Memory of one block of pair states and its temporaries (for the memory guard)."""
+    P = int(np.prod(plan.spatial)) if plan.spatial else 1
+    per_pair = n_comp * 8 * (P * P if plan.input_full else P) * 2
+    return 8 * per_pair * _pairs_per_block(plan, n_comp)
 
 
 def _pairs_per_block(plan, n_comp):

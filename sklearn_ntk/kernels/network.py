@@ -207,14 +207,17 @@ class NetworkKernel(Kernel):
         n = X.shape[0]
         m = n if Y is None else Y.shape[0]
         k = 3 if grad else 1
-        check_memory(2 * k * 8 * n * m, f"NetworkKernel on {n} x {m} inputs")
+        what = f"NetworkKernel on {n} x {m} inputs"
         fc = self._fully_connected(plan)
         if fc is not None and not grad:
+            check_memory(2 * 8 * n * m, what)
             ntk, nngp = fc.ntk_and_nngp(X, Y)
             return nngp[None], ntk[None]
         tables = conv.encode(plan, w2, b2)
         if tables is None:
+            check_memory(2 * k * 8 * n * m + reference.working_bytes(plan, k), what)
             return reference.kernel_matrices(plan, X, Y, w2, b2, grad=grad)
+        check_memory(2 * k * 8 * n * m + conv.working_bytes(plan, tables, k), what)
         return conv.pairs(plan, tables, X, Y, grad=grad)  # a convolutional chain: compiled
 
     def ntk_and_nngp(self, X, Y=None):
