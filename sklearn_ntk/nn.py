@@ -1,6 +1,6 @@
 r"""NTK-parameterised PyTorch networks (infinite-width limit: :class:`~sklearn_ntk.NTKKernel`).
 
-Every dense layer computes (DESIGN §1)
+Every dense layer computes (the user guide, :ref:`network`)
 
 .. math::
 
@@ -283,7 +283,7 @@ class NTKConv(nn.Module):
 
 
 class NTKMLP(nn.Module):
-    r"""Fully-connected network in the NTK parameterisation (DESIGN §1).
+    r"""Fully-connected network in the NTK parameterisation (the user guide, :ref:`network`).
 
     .. math::
 

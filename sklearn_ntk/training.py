@@ -1,6 +1,6 @@
 r"""Training-time dynamics of finite networks: gradient descent, linearisation, NTK drift.
 
-All functions use the loss of DESIGN §2,
+All functions use the loss of the user guide (:ref:`dynamics`),
 
 .. math::
 
@@ -149,7 +149,7 @@ class GDResult:
 
 def gradient_descent(model, X, y, *, learning_rate, steps, X_test=None, dtype=None, device=None,
                      callback=None):
-    r"""Full-batch gradient descent on :math:`\tfrac12\,\mathrm{mse}` (DESIGN §2).
+    r"""Full-batch gradient descent on :math:`\tfrac12\,\mathrm{mse}` (the loss of the user guide, :ref:`dynamics`).
 
     .. math:: \theta_{t+1} = \theta_t - \eta \nabla_\theta \frac{1}{2nk}\lVert f_t(X) - y\rVert^2
 
