@@ -98,7 +98,8 @@ def _ntk(kind):
 
         estimator = NTKRegressor if s.regression else NTKClassifier
         # one eigendecomposition per (architecture, fold) shared by the grid's finite times
-        # (keyed by the kernel's values: identical scores, about 2x faster on the full grid)
+        # (keyed by the kernel's values: identical scores); the kernel itself is still
+        # evaluated once per candidate
         return estimator(kernel=NTKKernel(kind=kind), cache=FactorizationCache())
 
     return make
