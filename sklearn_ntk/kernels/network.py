@@ -5,22 +5,21 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
+from sklearn.gaussian_process.kernels import Kernel
 
 from .. import layers as nl
 from .._validation import check_kernel_input, check_memory
 from ..arch.plan import GRAPH_SHAPE, compile_network
 from ..backends import conv, reference
 from ..graphs import is_graph_input
+from ._common import StdHyperparameters
 from .graph import graph_diag, graph_pairs, uses_graphs
 from .ntk import NTKKernel
 
 __all__ = ["NetworkKernel"]
 
-_KINDS = ("ntk", "nngp")
 
-
-class NetworkKernel(Kernel):
+class NetworkKernel(StdHyperparameters, Kernel):
     r"""Analytic NTK (or NNGP kernel) of an infinitely wide network given as a list of layers.
 
     The layers are those of :mod:`sklearn_ntk.layers` (neural-tangents' ``stax`` vocabulary):
@@ -109,21 +108,6 @@ class NetworkKernel(Kernel):
         return super().set_params(**plain) if plain else self
 
     @property
-    def hyperparameter_weight_std(self):
-        return Hyperparameter("weight_std", "numeric", self.weight_std_bounds)
-
-    @property
-    def hyperparameter_bias_std(self):
-        bounds = self.bias_std_bounds
-        if np.ndim(self.bias_std) == 0 and self.bias_std == 0:
-            bounds = "fixed"
-        return Hyperparameter("bias_std", "numeric", bounds)
-
-    def is_stationary(self):
-        """The NTK is not translation invariant."""
-        return False
-
-    @property
     def requires_vector_input(self):
         """False for graph networks (X a sequence of graphs, as for ``GenericKernelMixin``)."""
         return not uses_graphs(self.layers)
@@ -140,19 +124,9 @@ class NetworkKernel(Kernel):
         """Validate everything; return (plan, sigma_w^2, sigma_b^2).
 
         ``graph``: the inputs are graphs with ``n_features`` node features."""
-        if self.kind not in _KINDS:
-            raise ValueError(f"kind must be 'ntk' or 'nngp', got {self.kind!r}")
-        for name in ("weight_std", "bias_std"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise TypeError(f"{name} must be a real number, got {value!r}")
-            if not np.isfinite(value) or value < 0 or (name == "weight_std" and value == 0):
-                raise ValueError(
-                    f"{name} must be finite and {'> 0' if name == 'weight_std' else '>= 0'}, got {value!r}"
-                )
+        w2, b2 = self._checked_variances()
         shape = GRAPH_SHAPE + (n_features,) if graph else self._input_shape(n_features)
-        plan = compile_network(self.layers, shape)
-        return plan, float(self.weight_std) ** 2, float(self.bias_std) ** 2
+        return compile_network(self.layers, shape), w2, b2
 
     def _input_shape(self, n_features):
         shape = self.input_shape
@@ -195,10 +169,6 @@ class NetworkKernel(Kernel):
             weight_std_bounds=self.weight_std_bounds,
             bias_std_bounds=self.bias_std_bounds,
         )
-
-    def _free_mask(self):
-        """Which of (bias_std, weight_std) -- theta's order -- are free hyperparameters."""
-        return [not self.hyperparameter_bias_std.fixed, not self.hyperparameter_weight_std.fixed]
 
     def _inputs(self, X, Y):
         X = check_kernel_input(X, "X")

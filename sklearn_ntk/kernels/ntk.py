@@ -5,15 +5,14 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
+from sklearn.gaussian_process.kernels import Kernel
 
 from .._validation import check_kernel_input, check_memory
 from ..activations import get_activation
 from ..backends import fused as rec
+from ._common import StdHyperparameters
 
 __all__ = ["NTKKernel"]
-
-_KINDS = ("ntk", "nngp")
 
 
 def _refuse_overflow(X, act, what):
@@ -25,7 +24,7 @@ def _refuse_overflow(X, act, what):
     )
 
 
-class NTKKernel(Kernel):
+class NTKKernel(StdHyperparameters, Kernel):
     r"""Analytic NTK (or NNGP kernel) of an infinitely wide fully-connected network.
 
     The network is ``x -> [Dense -> phi] x depth -> Dense(readout)`` in the NTK parameterisation:
@@ -103,21 +102,6 @@ class NTKKernel(Kernel):
 
     # ------------------------------------------------------------------ hyperparameters
     @property
-    def hyperparameter_weight_std(self):
-        return Hyperparameter("weight_std", "numeric", self.weight_std_bounds)
-
-    @property
-    def hyperparameter_bias_std(self):
-        bounds = self.bias_std_bounds
-        if np.ndim(self.bias_std) == 0 and self.bias_std == 0:
-            bounds = "fixed"
-        return Hyperparameter("bias_std", "numeric", bounds)
-
-    def is_stationary(self):
-        """The NTK is not translation invariant."""
-        return False
-
-    @property
     def requires_vector_input(self):
         return True
 
@@ -134,22 +118,8 @@ class NTKKernel(Kernel):
         depth = self.depth
         if isinstance(depth, bool) or not isinstance(depth, numbers.Integral) or depth < 0:
             raise ValueError(f"depth must be a non-negative integer, got {depth!r}")
-        if self.kind not in _KINDS:
-            raise ValueError(f"kind must be 'ntk' or 'nngp', got {self.kind!r}")
-        for name, low in (("weight_std", 0.0), ("bias_std", 0.0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise TypeError(f"{name} must be a real number, got {value!r}")
-            if not np.isfinite(value) or value < low or (name == "weight_std" and value == 0):
-                raise ValueError(
-                    f"{name} must be finite and {'> 0' if name == 'weight_std' else '>= 0'}, got {value!r}"
-                )
-        act = get_activation(self.activation)
-        return act, float(self.weight_std) ** 2, float(self.bias_std) ** 2
-
-    def _free_mask(self):
-        """Which of (bias_std, weight_std) -- theta's order -- are free hyperparameters."""
-        return [not self.hyperparameter_bias_std.fixed, not self.hyperparameter_weight_std.fixed]
+        w2, b2 = self._checked_variances()
+        return get_activation(self.activation), w2, b2
 
     # ------------------------------------------------------------------ evaluation
     def _histories(self, act, w2, b2, X, grad=False, tables=None):
