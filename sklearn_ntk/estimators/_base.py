@@ -22,6 +22,13 @@ from ..dynamics import (
 )
 from ._inputs import copy_fit_inputs, kernel_kind, takes_graphs, validate_graph_data
 from ._paths import build_exact, eigh_with_cache, fit_nystrom
+from ._precomputed import (
+    PrecomputedPair,
+    is_precomputed,
+    refuse_covariance,
+    validate_precomputed_fit,
+    validate_precomputed_test,
+)
 
 __all__ = ["NTKBase", "default_kernel"]
 
@@ -103,11 +110,18 @@ class NTKBase(BaseEstimator):
 
     # ---------------------------------------------------------------- validation
     def _check_params(self):
-        if self.kernel is not None and not isinstance(self.kernel, Kernel):
+        if self.kernel is not None and not isinstance(self.kernel, Kernel) \
+                and not is_precomputed(self.kernel):
             raise TypeError(
-                "kernel must be None (the default NTKKernel()) or a "
-                "sklearn.gaussian_process.kernels.Kernel instance, got "
-                f"{type(self.kernel).__name__}"
+                "kernel must be None (the default NTKKernel()), a "
+                "sklearn.gaussian_process.kernels.Kernel instance or the string 'precomputed', "
+                f"got {self.kernel!r}"
+            )
+        if is_precomputed(self.kernel) and self.n_components is not None:
+            raise ValueError(
+                f"n_components={self.n_components!r} needs a kernel object: the Nystroem "
+                "approximation evaluates the kernel between the data and its centres, which "
+                "kernel='precomputed' cannot; leave n_components=None"
             )
         self._t = check_real(self.t, "t", allow_inf=True)
         self._lr = check_real(self.learning_rate, "learning_rate", positive=True)
@@ -128,8 +142,14 @@ class NTKBase(BaseEstimator):
         """Which ensemble the dynamics kernel belongs to: the kernel's declared ``kind``."""
         return kernel_kind(self.kernel_) or "ntk"
 
+    def _precomputed(self):
+        """Whether X is a precomputed kernel matrix (``kernel="precomputed"``)."""
+        return is_precomputed(self.kernel)
+
     def _validate_fit_data(self, X, y, **kw):
         """``validate_data`` for arrays; shape checks only for dask arrays (kept lazy)."""
+        if self._precomputed():
+            return validate_precomputed_fit(self, X, y, **kw)
         if is_dask(X):
             if X.ndim != 2:
                 raise ValueError(f"X must be 2-D, got shape {X.shape}")
@@ -143,6 +163,8 @@ class NTKBase(BaseEstimator):
 
     def _validate_predict_X(self, X):
         check_is_fitted(self)
+        if is_precomputed(self.kernel_):
+            return validate_precomputed_test(self, X)
         if is_dask(X):
             if X.ndim != 2 or X.shape[1] != self.n_features_in_:
                 raise ValueError(f"X has {X.shape[-1]} features, but {type(self).__name__} is "
@@ -158,6 +180,10 @@ class NTKBase(BaseEstimator):
     # ---------------------------------------------------------------- kernels
     def _pair(self, need_nngp=None):
         need = self._needs_nngp if need_nngp is None else need_nngp
+        if is_precomputed(self.kernel_):
+            if need:
+                raise refuse_covariance("this prediction")
+            return PrecomputedPair(self._gram)
         return KernelPair(self.kernel_, self._ensemble_kind(), need)
 
     def _nngp_kernel(self):
@@ -174,7 +200,8 @@ class NTKBase(BaseEstimator):
     def _fit_dynamics(self, X, Y, sample_weight):
         """Validate params, choose the path, fit; sets ``X_fit_``, ``dual_coef_`` (2-D)."""
         self._check_params()
-        self.kernel_ = self._new_default_kernel() if self.kernel is None else clone(self.kernel)
+        self.kernel_ = self._new_default_kernel() if self.kernel is None else clone(
+            self.kernel, safe=False)
         n = X.shape[0]
         w = check_sample_weight(sample_weight, n) if not is_dask(sample_weight) else sample_weight
         if self.n_components is not None:
@@ -188,9 +215,13 @@ class NTKBase(BaseEstimator):
 
     def _fit_exact(self, X, Y, w):
         keep = slice(None) if w is None else w > 0
-        X, Y = X[keep], Y[keep]
+        if self._precomputed():  # the fit "inputs" are the kept rows' indices
+            self.X_fit_ = np.arange(X.shape[0])[keep]
+            self._gram = np.array(X[np.ix_(self.X_fit_, self.X_fit_)], copy=True)
+        else:
+            self.X_fit_ = copy_fit_inputs(X[keep])
+        Y = Y[keep]
         w = None if w is None or np.all(w[keep] == 1.0) else w[keep]
-        self.X_fit_ = copy_fit_inputs(X)
         self._fit_targets = (np.array(Y, copy=True), None if w is None else w.copy())
         self.n_components_ = None
         self._build_exact()
@@ -199,7 +230,11 @@ class NTKBase(BaseEstimator):
         """The exact solver from the fitted data (at fit, and again after unpickling)."""
         Y, w = self._fit_targets
         cov = self._needs_nngp if needs_covariance is None else needs_covariance
-        self._dyn = build_exact(self._pair(cov), self.X_fit_, Y, w, solver=self.solver,
+        if is_precomputed(self.kernel_):  # means only (covariances are refused)
+            cov, inputs = False, np.arange(len(Y))
+        else:
+            inputs = self.X_fit_
+        self._dyn = build_exact(self._pair(cov), inputs, Y, w, solver=self.solver,
                                 needs_covariance=cov,
                                 block_size=self._block_size(len(Y), len(Y)),
                                 **self._dynamics_params())
@@ -234,6 +269,8 @@ class NTKBase(BaseEstimator):
     # ---------------------------------------------------------------- covariance
     def _covariance(self, X, diag):
         """Covariance over initialisations at the fitted ``t`` (``diag``: the variances)."""
+        if is_precomputed(self.kernel_):
+            raise refuse_covariance("return_std, return_cov and sample_y")
         prior_kernel = self._nngp_kernel()
         prior = prior_kernel.diag(X) if diag else prior_kernel(X)
         dyn_td, nngp_td = self._kernel_rows(X, need_nngp=True)
@@ -273,6 +310,11 @@ class NTKBase(BaseEstimator):
 
     def _kernel_rows(self, X, need_nngp=False):
         """``(dyn(X, X_fit_), nngp(X, X_fit_) or None)`` in one pass."""
+        if is_precomputed(self.kernel_):  # X is the test x train kernel: keep fitted columns
+            if need_nngp:
+                raise refuse_covariance("this prediction")
+            full = len(self.X_fit_) == self.n_features_in_
+            return (X if full else X[:, self.X_fit_]), None
         return self._pair(need_nngp)(X, self.X_fit_)
 
     def _linear(self, X, W):
@@ -293,6 +335,11 @@ class NTKBase(BaseEstimator):
         flat = W.transpose(1, 0, 2).reshape(n_fit, T * k)
         out = np.asarray(self._linear(X, flat))
         return out.reshape(-1, T, k).transpose(1, 0, 2)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = self._precomputed()
+        return tags
 
     @property
     def train_spectrum_(self):
