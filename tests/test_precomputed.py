@@ -155,3 +155,25 @@ def test_clear_errors():
     bad_t[0, 0] = np.inf
     with pytest.raises(ValueError, match="infinity|inf"):
         est.predict(bad_t)
+
+
+def test_the_user_guide_snippet_runs_and_equals_the_kernel_object_search(capsys):
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "user_guide.rst").read_text()
+    section = text[text.index(".. _fast_grid_search:"):text.index(".. _large_n:")]
+    lines = []
+    for line in section.split(".. code-block:: python\n")[1].splitlines()[1:]:
+        if line and not line.startswith("   "):
+            break
+        lines.append(line[3:])
+    code = "\n".join(lines)
+    scope = {}
+    exec(compile(code, "user_guide.rst", "exec"), scope)
+    search = scope["search"]
+    assert str(search.best_params_) in capsys.readouterr().out
+    ref = GridSearchCV(NTKRegressor(NTKKernel(depth=3)), scope["grid"], cv=3)
+    ref.fit(scope["Z_train"], scope["y"][:200])
+    assert ref.best_params_ == search.best_params_
+    np.testing.assert_allclose(search.cv_results_["mean_test_score"],
+                               ref.cv_results_["mean_test_score"], rtol=1e-10)
