@@ -32,7 +32,9 @@ PARAMS_DOC = r"""
         ``t``) or Cholesky factorisation (``t=inf``) of the train kernel. ``"lanczos"``:
         matrix-free -- a Lanczos evaluation of the spectral filter (one Krylov basis for every
         ``t``, about 1e-9 relative accuracy) and conjugate gradients at ``t=inf``, on the dense
-        kernel or, when that does not fit in memory, on one packed symmetric triangle.
+        kernel or, when that does not fit in memory, on one packed symmetric triangle, or, when
+        neither fits, on kernel rows evaluated block by block at every iteration (slow: a
+        ``PerformanceWarning`` says so).
         ``"auto"``: ``"eigh"`` up to 20,000 samples when it fits in memory, else ``"lanczos"``;
         a ``MemoryError`` says how much is needed when nothing fits.
     n_components : int, default=None
