@@ -217,7 +217,8 @@ class NTKBase(BaseEstimator):
         keep = slice(None) if w is None else w > 0
         if self._precomputed():  # the fit "inputs" are the kept rows' indices
             self.X_fit_ = np.arange(X.shape[0])[keep]
-            self._gram = np.array(X[np.ix_(self.X_fit_, self.X_fit_)], copy=True)
+            full = len(self.X_fit_) == X.shape[0]  # a copy either way: the user keeps theirs
+            self._gram = X.copy() if full else X[np.ix_(self.X_fit_, self.X_fit_)]
         else:
             self.X_fit_ = copy_fit_inputs(X[keep])
         Y = Y[keep]
