@@ -529,3 +529,38 @@ def test_ntk_rows_compute_one_gram_per_architecture_and_equal_the_kernel_grid(mo
     assert search.best_score_ == pytest.approx(ref.best_score_, rel=1e-10)
     np.testing.assert_allclose(pred, ref.predict(StandardScaler().fit(X).transform(X[:7])),
                                rtol=1e-10)
+
+
+def test_ntk_classification_search_refits_a_kernel_object_for_probabilities(monkeypatch):
+    """Classification: one Gram per architecture for the search, one kernel-object refit (its
+    predict_proba needs the ensemble variance), then predictions as that refit's."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from sklearn_ntk import NTKClassifier
+    from sklearn_ntk.cli.ntk_search import NTKGridSearch
+    from sklearn_ntk.kernels import NTKKernel
+
+    sizing = cli_models.Sizing("classification", True, 0, 2, 45, 15)
+    row = {row.name: row for row in cli_models.MODEL_TABLE}["NNGP"]
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(45, 2))
+    y = np.array(["a", "b", "c"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)]
+    search = NTKGridSearch(row.make(sizing), row.grid(sizing),
+                           cv=StratifiedKFold(3, shuffle=True, random_state=0))
+    calls = []
+    call = NTKKernel.__call__
+    monkeypatch.setattr(NTKKernel, "__call__",
+                        lambda self, A, B=None, **kw: calls.append(len(A)) or call(self, A, B, **kw))
+    search.fit(X, y)
+    monkeypatch.undo()
+    assert calls == [45, 45, 45]  # two Grams (depth 1, 2), then the kernel-object refit
+    best = search.best_params_
+    Z = search.features_.transform(X)
+    ref = NTKClassifier(NTKKernel(kind="nngp", depth=best["kernel__depth"],
+                                  activation=best["kernel__activation"]),
+                        t=best["t"], alpha=best["alpha"]).fit(Z, y)
+    proba = search.predict_proba(X[:5])
+    np.testing.assert_allclose(proba, ref.predict_proba(Z[:5]), rtol=1e-12)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    assert search.predict(X[:5]).tolist() == ref.predict(Z[:5]).tolist()
+    assert list(search.classes_) == ["a", "b", "c"]
