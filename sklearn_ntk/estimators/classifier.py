@@ -52,8 +52,9 @@ class NTKClassifier(ClassifierMixin, NTKBase):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels.
-    kernel_ : Kernel
-        The kernel used (a clone of ``kernel``, or the default ``NTKKernel()``).
+    kernel_ : Kernel or str
+        The kernel used (a clone of ``kernel``, or the default ``NTKKernel()``; the string
+        ``"precomputed"`` with a precomputed kernel).
     X_fit_ : ndarray of shape (n_fit, n_features)
         Training inputs with positive weight (exact path) or the Nyström centres.
     dual_coef_ : ndarray of shape (n_fit, n_classes)
