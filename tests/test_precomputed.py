@@ -177,3 +177,34 @@ def test_the_user_guide_snippet_runs_and_equals_the_kernel_object_search(capsys)
     assert ref.best_params_ == search.best_params_
     np.testing.assert_allclose(search.cv_results_["mean_test_score"],
                                ref.cv_results_["mean_test_score"], rtol=1e-10)
+
+
+def test_matrix_free_solver_on_the_held_matrix_and_no_dask():
+    X, Xt, y, G, Gt = _data(n=30)
+    ref = NTKRegressor("precomputed", t=20.0, alpha=1e-3, solver="eigh").fit(G, y)
+    fast = NTKRegressor("precomputed", t=20.0, alpha=1e-3, solver="lanczos").fit(G, y)
+    assert fast._dyn.method == "lanczos" and fast._dyn.kernel_train is fast._gram  # held once
+    np.testing.assert_allclose(fast.predict(Gt), ref.predict(Gt), rtol=1e-6, atol=1e-9)
+    da = pytest.importorskip("dask.array")
+    with pytest.raises(ValueError, match="in-memory kernel matrix, not a dask array"):
+        NTKRegressor("precomputed").fit(da.from_array(G, chunks=10), y)
+    with pytest.raises(ValueError, match="not a dask array"):
+        ref.predict(da.from_array(Gt, chunks=5))
+
+
+def test_low_memory_plans_keep_the_held_matrix(monkeypatch):
+    """Where a kernel object would be repacked or evaluated on the fly, the user's matrix (already
+    in memory) is used as it is."""
+    import sklearn_ntk.dynamics as dynamics_mod
+
+    X, Xt, y, G, Gt = _data(n=30)
+    ref = NTKRegressor("precomputed", t=20.0, alpha=1e-3).fit(G, y).predict(Gt)
+
+    def only_packed(n_bytes, what):
+        if "packed" not in what:
+            raise MemoryError(f"{what} needs {n_bytes} bytes")
+
+    monkeypatch.setattr(dynamics_mod, "check_memory", only_packed)
+    est = NTKRegressor("precomputed", t=20.0, alpha=1e-3).fit(G, y)
+    assert est._dyn.operator is None and est._dyn.kernel_train is est._gram
+    np.testing.assert_allclose(est.predict(Gt), ref, rtol=1e-6, atol=1e-9)
