@@ -43,7 +43,7 @@ from ..activations import (
     CODE_SIGN,
     CODE_SIN,
 )
-from . import hermite
+from . import hermite, vecmath
 from .hermite import moments_rows, pair_moments, row_table
 
 _PI = math.pi
@@ -435,21 +435,85 @@ def _diag_grad(code, p0, p1, w2, b2, depth, sq):
 
 
 @_jit
-def _row_values(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out):
-    """One row of :func:`_pairs_values`."""
-    m = gram.shape[1]
+def _angle_layer(code, p0, p1, w2, b2, a, sa, hb, sb, s_row, t_row):
+    """One layer of an angle activation (abs-ReLU family or sign) over a row of pairs, in place.
+
+    ``s_row``/``t_row`` hold (Sigma, Theta) of the pairs of one row, ``a``/``sa`` the variance of
+    the row and its square root, ``hb``/``sb`` those of the columns (all arrays of one length,
+    indexed from 0: a loop from an unknown start defeats LLVM's dependence analysis). The loop body is branch-free
+    (selects and :mod:`~sklearn_ntk.backends.vecmath`), so it compiles to SIMD code; it computes
+    what :func:`_moments` + :func:`_dense` compute for ``same=False`` (the same snapping of
+    ``|1 - rho| < 1e-14``), with ``q = sqrt(a) sqrt(b)``.
+    """
+    diff2 = (p0 - p1) * (p0 - p1)
+    even = (p0 * p0 + p1 * p1) * _PI
+    relu = code == CODE_AB_RELU
+    for j in range(s_row.shape[0]):
+        q = sa * sb[j]
+        rho = s_row[j] / q
+        rho = 1.0 if rho >= 1.0 - _RHO_SNAP else rho
+        rho = -1.0 if rho <= -1.0 + _RHO_SNAP else rho
+        th = vecmath.acos(rho)
+        st = math.sqrt(abs((1.0 - rho) * (1.0 + rho)))  # abs: see vecmath
+        td_relu = (even - diff2 * th) / _TWO_PI
+        t_relu = diff2 * q * st / _TWO_PI + td_relu * q * rho
+        t = t_relu if relu else 1.0 - 2.0 * th / _PI
+        td = td_relu if relu else 0.0
+        ok = (a > 0.0) & (hb[j] > 0.0)
+        t = t if ok else 0.0
+        td = td if ok else 0.0
+        s_new = w2 * t + b2
+        t_row[j] = s_new + w2 * td * t_row[j]
+        s_row[j] = s_new
+
+
+@_jit
+def _is_angle(code):
+    """Whether :func:`_angle_layer` handles activation ``code``."""
+    return code == CODE_AB_RELU or code == CODE_SIGN
+
+
+@_jit
+def _row_layers(i, code, p0, p1, w2, b2, depth, g_row, hx, shx, hy, shy, sym, s_row, t_row):
+    """All layers for the pairs of row ``i``: ``g_row`` (Gram row) -> ``(s_row, t_row)``.
+
+    ``s_row`` may be ``g_row`` itself (each element is read before it is written). The layers run
+    outer, the pairs of the row inner: the pairs are independent, so the inner loop vectorises
+    (angle activations) or at least pipelines; the row stays in cache between layers. With
+    ``sym`` only ``j >= i`` is computed and the diagonal takes the exact ``same`` branch.
+    """
+    m = g_row.shape[0]
     j0 = i if sym else 0
-    # layer-outer loop over the row: the pairs of a row are independent, so this loop pipelines
-    # (a pair's own layers form a dependency chain); the row stays in cache between layers
     for j in range(j0, m):
-        s = hx[0, i] if sym and i == j else _input_dense(gram[i, j], w2, b2)[0]
-        nngp_out[i, j] = s
-        ntk_out[i, j] = s
+        v = w2 * g_row[j] + b2
+        s_row[j] = v
+        t_row[j] = v
+    angle = _is_angle(code)
     for layer in range(depth):
         a = hx[layer, i]
+        if angle:
+            hb, sb = hy[layer, j0:], shy[layer, j0:]
+            _angle_layer(code, p0, p1, w2, b2, a, shx[layer, i], hb, sb, s_row[j0:], t_row[j0:])
+            continue
         for j in range(j0, m):
-            t, td = _moments(code, p0, p1, a, hy[layer, j], nngp_out[i, j], sym and i == j)
-            nngp_out[i, j], ntk_out[i, j] = _dense(t, td, ntk_out[i, j], w2, b2)
+            t, td = _moments(code, p0, p1, a, hy[layer, j], s_row[j], False)
+            s_row[j], t_row[j] = _dense(t, td, t_row[j], w2, b2)
+    if sym:  # the diagonal: exact theta = 0 at every layer
+        s = hx[0, i]
+        th = s
+        for _ in range(depth):
+            t, td = _moments(code, p0, p1, s, s, s, True)
+            s, th = _dense(t, td, th, w2, b2)
+        s_row[i] = s
+        t_row[i] = th
+
+
+@_jit
+def _row_values(i, code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, nngp_out, ntk_out):
+    """One row of :func:`_pairs_values`."""
+    _row_layers(
+        i, code, p0, p1, w2, b2, depth, gram[i], hx, shx, hy, shy, sym, nngp_out[i], ntk_out[i]
+    )
 
 
 @_pjit
@@ -461,37 +525,30 @@ def _pairs_values(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_
     ``nngp_out`` may be ``gram`` itself (each element is read before it is written).
     """
     n = gram.shape[0]
+    shx = np.sqrt(hx)
+    shy = shx if sym else np.sqrt(hy)
+    args = (code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, nngp_out, ntk_out)
     if sym:
         for task in numba.prange((n + 1) // 2):
-            _row_values(task, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out)
+            _row_values(task, *args)
             other = n - 1 - task
             if other != task:
-                _row_values(
-                    other, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out
-                )
+                _row_values(other, *args)
     else:
         for i in numba.prange(n):
-            _row_values(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out)
+            _row_values(i, *args)
 
 
 @_jit
-def _row_single(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk):
+def _row_single(i, code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, want_ntk):
     """One row of :func:`_pairs_single`: the state lives in row scratch, the result overwrites it."""
     m = gram.shape[1]
-    j0 = i if sym else 0
     s_row = np.empty(m)
     t_row = np.empty(m)
-    for j in range(j0, m):
-        s = hx[0, i] if sym and i == j else _input_dense(gram[i, j], w2, b2)[0]
-        s_row[j] = s
-        t_row[j] = s
-    for layer in range(depth):
-        a = hx[layer, i]
-        for j in range(j0, m):
-            t, td = _moments(code, p0, p1, a, hy[layer, j], s_row[j], sym and i == j)
-            s_row[j], t_row[j] = _dense(t, td, t_row[j], w2, b2)
-    for j in range(j0, m):
-        gram[i, j] = t_row[j] if want_ntk else s_row[j]
+    _row_layers(i, code, p0, p1, w2, b2, depth, gram[i], hx, shx, hy, shy, sym, s_row, t_row)
+    out = t_row if want_ntk else s_row
+    for j in range(i if sym else 0, m):
+        gram[i, j] = out[j]
 
 
 @_pjit
@@ -499,15 +556,18 @@ def _pairs_single(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk):
     """:func:`_pairs_values` for one output (NTK or NNGP), written over ``gram`` in place:
     one n x m array in all (half the memory of both outputs)."""
     n = gram.shape[0]
+    shx = np.sqrt(hx)
+    shy = shx if sym else np.sqrt(hy)
+    args = (code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, want_ntk)
     if sym:
         for task in numba.prange((n + 1) // 2):
-            _row_single(task, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk)
+            _row_single(task, *args)
             other = n - 1 - task
             if other != task:
-                _row_single(other, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk)
+                _row_single(other, *args)
     else:
         for i in numba.prange(n):
-            _row_single(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk)
+            _row_single(i, *args)
 
 
 @_jit
