@@ -67,3 +67,23 @@ def test_rectangular_rows_match_symmetric(act):
     X, _ = _inputs()
     k = NTKKernel(depth=3, activation=act, bias_std=0.0)  # no bias: zero rows stay zero
     np.testing.assert_allclose(k(X, X), k(X), rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("act", ANGLE, ids=str)
+@pytest.mark.parametrize("kind", ["ntk", "nngp"])
+def test_vectorised_gradient_rows_match_scalar_pairs(act, kind):
+    X, _ = _inputs()
+    X = X[:8]  # the 1e8 row makes the tangents of its pairs reach 1e16: keep the scale moderate
+    k = NTKKernel(depth=3, activation=act, weight_std=1.3, bias_std=0.2, kind=kind)
+    K, dK = k(X, eval_gradient=True)
+    act_, w2, b2 = k._resolved()
+    p0, p1 = act_._code_params()
+    hx, dhx, _, _ = k._histories(act_, w2, b2, X, grad=True)
+    gram = fused.gram_matrix(X)
+    r0 = 3 if kind == "ntk" else 0
+    for i in range(X.shape[0]):
+        for j in range(i, X.shape[0]):
+            r = fused._pair_grad(i, j, act_._code, p0, p1, w2, b2, 3, gram, hx, dhx)
+            np.testing.assert_allclose(K[i, j], r[r0], rtol=1e-12, atol=1e-300)
+            np.testing.assert_allclose(dK[i, j], r[r0 + 1 : r0 + 3], rtol=1e-11, atol=1e-14)
+            np.testing.assert_array_equal(dK[j, i], dK[i, j])

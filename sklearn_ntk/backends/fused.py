@@ -571,52 +571,137 @@ def _pairs_single(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk):
 
 
 @_jit
-def _row_grad(i, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out):
-    """One row (j >= i) of :func:`_pairs_grad`."""
+def _pair_grad(i, j, code, p0, p1, w2, b2, depth, gram, hx, dhx):
+    """One pair of :func:`_pairs_grad` with the scalar closed forms: (Sigma, Theta) and tangents.
+
+    Returns ``(s, ds_b, ds_w, th, dth_b, dth_w)``; ``i == j`` takes the exact ``same`` branch.
+    """
+    same = i == j
+    if same:
+        s = hx[0, i]
+        ds_b = dhx[0, i, 0]
+        ds_w = dhx[0, i, 1]
+    else:
+        s, ds_b, ds_w = _input_dense(gram[i, j], w2, b2)
+    th, dth_b, dth_w = s, ds_b, ds_w
+    for layer in range(depth):
+        t, td, ta, tb, tc, tda, tdb, tdc = _moments_grad(
+            code, p0, p1, hx[layer, i], hx[layer, j], s, same
+        )
+        da_b = dhx[layer, i, 0]
+        da_w = dhx[layer, i, 1]
+        db_b = dhx[layer, j, 0]
+        db_w = dhx[layer, j, 1]
+        dt_b = ta * da_b + tb * db_b + tc * ds_b
+        dt_w = ta * da_w + tb * db_w + tc * ds_w
+        dtd_b = tda * da_b + tdb * db_b + tdc * ds_b
+        dtd_w = tda * da_w + tdb * db_w + tdc * ds_w
+        ds_b, dth_b = _dense_tangent(t, td, th, dt_b, dtd_b, dth_b, w2, b2, False)
+        ds_w, dth_w = _dense_tangent(t, td, th, dt_w, dtd_w, dth_w, w2, b2, True)
+        s, th = _dense(t, td, th, w2, b2)
+    return s, ds_b, ds_w, th, dth_b, dth_w
+
+
+@_jit
+def _angle_layer_grad(code, p0, p1, w2, b2, a, sa, da, hb, sb, db_b, db_w, st):
+    """:func:`_angle_layer` with forward-mode tangents, in place over a row of pairs.
+
+    ``st`` is the (6, L) state ``(Sigma, dSigma_b, dSigma_w, Theta, dTheta_b, dTheta_w)``; ``da``
+    the tangents ``(b, w)`` of the row variance ``a``, ``db_b``/``db_w`` those of the columns.
+    Branch-free: computes what :func:`_moments_grad` and :func:`_dense_tangent` compute for
+    ``same=False``.
+    """
+    diff2 = (p0 - p1) * (p0 - p1)
+    even = (p0 * p0 + p1 * p1) * _PI
+    relu = code == CODE_AB_RELU
+    kfac = diff2 / _TWO_PI if relu else 2.0 / _PI
+    for j in range(st.shape[1]):
+        b = hb[j]
+        c = st[0, j]
+        q = sa * sb[j]
+        rho = c / q
+        rho = 1.0 if rho >= 1.0 - _RHO_SNAP else rho
+        rho = -1.0 if rho <= -1.0 + _RHO_SNAP else rho
+        ang = vecmath.acos(rho)
+        sn = math.sqrt(abs((1.0 - rho) * (1.0 + rho)))  # abs: see vecmath
+        ok = (a > 0.0) & (b > 0.0)
+        kk = kfac / sn if sn != 0.0 else 0.0  # dTdot/drho (ReLU) or dT/drho (sign)
+        kk = kk if ok else 0.0
+        td_relu = (even - diff2 * ang) / _TWO_PI
+        t_relu = diff2 * q * sn / _TWO_PI + td_relu * q * rho
+        t = t_relu if relu else 1.0 - 2.0 * ang / _PI
+        td = td_relu if relu else 0.0
+        t = t if ok else 0.0
+        td = td if ok else 0.0
+        u = t - q * rho * td
+        dk_a = -kk * rho / (2.0 * a)
+        dk_b = -kk * rho / (2.0 * b)
+        ta = u / (2.0 * a) if relu else dk_a
+        tb = u / (2.0 * b) if relu else dk_b
+        tc = td if relu else kk / q
+        ta = ta if ok else 0.0
+        tb = tb if ok else 0.0
+        tc = tc if ok else 0.0
+        tda = dk_a if relu else 0.0
+        tdb = dk_b if relu else 0.0
+        tdc = kk / q if relu else 0.0
+        tda = tda if ok else 0.0
+        tdb = tdb if ok else 0.0
+        tdc = tdc if ok else 0.0
+        th = st[3, j]
+        for k in range(2):  # (b, w)
+            dc = st[1 + k, j]
+            dbk = db_b[j] if k == 0 else db_w[j]
+            dt = ta * da[k] + tb * dbk + tc * dc
+            dtd = tda * da[k] + tdb * dbk + tdc * dc
+            ds, dth = _dense_tangent(t, td, th, dt, dtd, st[4 + k, j], w2, b2, k == 1)
+            st[1 + k, j] = ds
+            st[4 + k, j] = dth
+        st[0, j], st[3, j] = _dense(t, td, th, w2, b2)
+
+
+@_jit
+def _row_grad(i, code, p0, p1, w2, b2, depth, gram, hx, shx, dhx, dhb, dhw, want_ntk, k, dk):
+    """One row (j >= i) of :func:`_pairs_grad` into ``k``/``dk``."""
     n = gram.shape[0]
-    for j in range(i, n):
-        same = i == j
-        if same:
-            s = hx[0, i]
-            ds_b = dhx[0, i, 0]
-            ds_w = dhx[0, i, 1]
-        else:
-            s, ds_b, ds_w = _input_dense(gram[i, j], w2, b2)
-        th, dth_b, dth_w = s, ds_b, ds_w
+    if _is_angle(code):
+        st = np.empty((6, n - i))
+        for j in range(i, n):
+            st[0, j - i], st[1, j - i], st[2, j - i] = _input_dense(gram[i, j], w2, b2)
+            st[3, j - i], st[4, j - i], st[5, j - i] = st[0, j - i], st[1, j - i], st[2, j - i]
         for layer in range(depth):
-            t, td, ta, tb, tc, tda, tdb, tdc = _moments_grad(
-                code, p0, p1, hx[layer, i], hx[layer, j], s, same
-            )
-            da_b = dhx[layer, i, 0]
-            da_w = dhx[layer, i, 1]
-            db_b = dhx[layer, j, 0]
-            db_w = dhx[layer, j, 1]
-            dt_b = ta * da_b + tb * db_b + tc * ds_b
-            dt_w = ta * da_w + tb * db_w + tc * ds_w
-            dtd_b = tda * da_b + tdb * db_b + tdc * ds_b
-            dtd_w = tda * da_w + tdb * db_w + tdc * ds_w
-            ds_b, dth_b = _dense_tangent(t, td, th, dt_b, dtd_b, dth_b, w2, b2, False)
-            ds_w, dth_w = _dense_tangent(t, td, th, dt_w, dtd_w, dth_w, w2, b2, True)
-            s, th = _dense(t, td, th, w2, b2)
-        if want_ntk:
-            k_out[i, j] = th
-            dk_out[i, j, 0] = dth_b
-            dk_out[i, j, 1] = dth_w
-        else:
-            k_out[i, j] = s
-            dk_out[i, j, 0] = ds_b
-            dk_out[i, j, 1] = ds_w
+            a, sa, da = hx[layer, i], shx[layer, i], dhx[layer, i]
+            hb, sb, db_b, db_w = hx[layer, i:], shx[layer, i:], dhb[layer, i:], dhw[layer, i:]
+            _angle_layer_grad(code, p0, p1, w2, b2, a, sa, da, hb, sb, db_b, db_w, st)
+        r0 = 3 if want_ntk else 0
+        for j in range(i + 1, n):
+            k[i, j] = st[r0, j - i]
+            dk[i, j, 0] = st[r0 + 1, j - i]
+            dk[i, j, 1] = st[r0 + 2, j - i]
+        last = i + 1  # only the diagonal is left: the exact scalar branch
+    else:
+        last = n
+    r0 = 3 if want_ntk else 0
+    for j in range(i, last):
+        r = _pair_grad(i, j, code, p0, p1, w2, b2, depth, gram, hx, dhx)
+        k[i, j] = r[r0]
+        dk[i, j, 0] = r[r0 + 1]
+        dk[i, j, 1] = r[r0 + 2]
 
 
 @_pjit
 def _pairs_grad(code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out):
     """Symmetric k(X) and its gradient w.r.t. (log sigma_b, log sigma_w), upper triangle only."""
     n = gram.shape[0]
+    shx = np.sqrt(hx)
+    dhb = np.ascontiguousarray(dhx[:, :, 0])
+    dhw = np.ascontiguousarray(dhx[:, :, 1])
+    args = (code, p0, p1, w2, b2, depth, gram, hx, shx, dhx, dhb, dhw, want_ntk, k_out, dk_out)
     for task in numba.prange((n + 1) // 2):
-        _row_grad(task, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out)
+        _row_grad(task, *args)
         other = n - 1 - task
         if other != task:
-            _row_grad(other, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out)
+            _row_grad(other, *args)
 
 
 @_pjit
