@@ -57,6 +57,7 @@ _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy
 # inputs of the first layer: |x|^2 / d and the Gram matrix X Y^T / d, blocked and overflow-safe
 # --------------------------------------------------------------------------------------------------
 _GRAM_BLOCK_BYTES = 1 << 26  # temporaries of one block of Gram rows (64 MiB)
+_GRAM_MIN_ROWS = 256  # rows of one triangular Gram block at least (keeps the products efficient)
 _SCALE_ABOVE = 2.0**256  # inputs with larger entries are scaled by a power of two (exact)
 
 
@@ -102,6 +103,8 @@ def gram_matrix(X, Y=None, out=None, block_bytes=_GRAM_BLOCK_BYTES):
     if out is None:
         out = np.empty((n, m))
     step = max(1, min(n, block_bytes // (8 * max(m, 1))))
+    if sym:  # blocks of the upper triangle: thin enough that little below the diagonal is computed
+        step = min(step, max(_GRAM_MIN_ROWS, -(-n // 16)))
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
         j0 = i0 if sym else 0
@@ -477,9 +480,10 @@ def _is_angle(code):
 def _row_layers(i, code, p0, p1, w2, b2, depth, g_row, hx, shx, hy, shy, sym, s_row, t_row):
     """All layers for the pairs of row ``i``: ``g_row`` (Gram row) -> ``(s_row, t_row)``.
 
-    ``s_row`` may be ``g_row`` itself (each element is read before it is written). The layers run
-    outer, the pairs of the row inner: the pairs are independent, so the inner loop vectorises
-    (angle activations) or at least pipelines; the row stays in cache between layers. With
+    ``s_row`` or ``t_row`` may be ``g_row`` itself (each element is read before it is written).
+    The layers run outer, the pairs of the row inner: the pairs are independent, so the inner
+    loop vectorises (angle activations) or at least pipelines; the row stays in cache between
+    layers. With
     ``sym`` only ``j >= i`` is computed and the diagonal takes the exact ``same`` branch.
     """
     m = g_row.shape[0]
@@ -541,14 +545,14 @@ def _pairs_values(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_
 
 @_jit
 def _row_single(i, code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, want_ntk):
-    """One row of :func:`_pairs_single`: the state lives in row scratch, the result overwrites it."""
-    m = gram.shape[1]
-    s_row = np.empty(m)
-    t_row = np.empty(m)
-    _row_layers(i, code, p0, p1, w2, b2, depth, gram[i], hx, shx, hy, shy, sym, s_row, t_row)
-    out = t_row if want_ntk else s_row
-    for j in range(i if sym else 0, m):
-        gram[i, j] = out[j]
+    """One row of :func:`_pairs_single`: the wanted output is computed in place in the Gram row,
+    the other one in row scratch."""
+    g_row = gram[i]
+    scratch = np.empty(g_row.shape[0])
+    if want_ntk:
+        _row_layers(i, code, p0, p1, w2, b2, depth, g_row, hx, shx, hy, shy, sym, scratch, g_row)
+    else:
+        _row_layers(i, code, p0, p1, w2, b2, depth, g_row, hx, shx, hy, shy, sym, g_row, scratch)
 
 
 @_pjit
