@@ -300,6 +300,9 @@ def _activation(code, p0, p1, va, vb, same, full, P, n0, t0):
         _activation_grad(code, p0, p1, va, vb, same, full, P, n0, t0)
         return
     nv, tv, a_, b_ = n0[0], t0[0], va[0], vb[0]
+    if fused._is_angle(code):
+        _angle_activation(code, p0, p1, a_, b_, same, full, P, nv, tv)
+        return
     for p in range(P):
         a = a_[p]
         for q in range(P if full else 1):
@@ -308,6 +311,31 @@ def _activation(code, p0, p1, va, vb, same, full, P, n0, t0):
             t, td = _moments(code, p0, p1, a, b, nv[e], same and (p == q or not full))
             nv[e] = t
             tv[e] = td * tv[e]
+
+
+@_jit
+def _angle_activation(code, p0, p1, a_, b_, same, full, P, nv, tv):
+    """:func:`_activation` for angle activations: vectorised rows, then the exact ``same`` entries."""
+    sa = np.sqrt(a_)
+    sb = np.sqrt(b_)
+    keep = np.empty((2, P))
+    for p in range(P):  # the entries a sample pairs with itself, before they are overwritten
+        e = p * P + p if full else p
+        keep[0, p] = nv[e]
+        keep[1, p] = tv[e]
+    if full:
+        for p in range(P):
+            row = slice(p * P, p * P + P)
+            fused.angle_activation(code, p0, p1, a_[p : p + 1], sa[p : p + 1], b_, sb, nv[row], tv[row])
+    else:
+        fused.angle_activation(code, p0, p1, a_, sa, b_, sb, nv, tv)
+    if not same:
+        return
+    for p in range(P):
+        e = p * P + p if full else p
+        t, td = _moments(code, p0, p1, a_[p], b_[p], keep[0, p], True)
+        nv[e] = t
+        tv[e] = td * keep[1, p]
 
 
 @_jit

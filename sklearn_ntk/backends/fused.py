@@ -51,6 +51,7 @@ _TWO_PI = 2.0 * math.pi
 _RHO_SNAP = 1e-14
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
+_ijit = numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -437,37 +438,69 @@ def _diag_grad(code, p0, p1, w2, b2, depth, sq):
     return hist, dhist, ntk, dntk
 
 
+@_ijit
+def _angle_core(relu, diff2, even, a, b, q, c):
+    """Branch-free closed form of an angle activation: ``(ok, rho, theta, sin theta, T, Tdot)``.
+
+    What :func:`_angle` + :func:`_moments` compute for ``same=False`` (the same snapping of
+    ``|1 - rho| < 1e-14``), given ``q = sqrt(a) sqrt(b)``; ``relu`` selects the abs-ReLU family
+    (``diff2 = (p0 - p1)^2``, ``even = (p0^2 + p1^2) pi``), otherwise sign. Selects only and
+    :mod:`~sklearn_ntk.backends.vecmath`, so that loops calling it compile to SIMD code.
+    """
+    rho = c / q
+    rho = 1.0 if rho >= 1.0 - _RHO_SNAP else rho
+    rho = -1.0 if rho <= -1.0 + _RHO_SNAP else rho
+    th = vecmath.acos(rho)
+    st = math.sqrt(abs((1.0 - rho) * (1.0 + rho)))  # abs: see vecmath
+    td_relu = (even - diff2 * th) / _TWO_PI
+    t_relu = diff2 * q * st / _TWO_PI + td_relu * q * rho
+    t = t_relu if relu else 1.0 - 2.0 * th / _PI
+    td = td_relu if relu else 0.0
+    ok = (a > 0.0) & (b > 0.0)
+    return ok, rho, th, st, (t if ok else 0.0), (td if ok else 0.0)
+
+
 @_jit
 def _angle_layer(code, p0, p1, w2, b2, a, sa, hb, sb, s_row, t_row):
     """One layer of an angle activation (abs-ReLU family or sign) over a row of pairs, in place.
 
     ``s_row``/``t_row`` hold (Sigma, Theta) of the pairs of one row, ``a``/``sa`` the variance of
     the row and its square root, ``hb``/``sb`` those of the columns (all arrays of one length,
-    indexed from 0: a loop from an unknown start defeats LLVM's dependence analysis). The loop body is branch-free
-    (selects and :mod:`~sklearn_ntk.backends.vecmath`), so it compiles to SIMD code; it computes
-    what :func:`_moments` + :func:`_dense` compute for ``same=False`` (the same snapping of
-    ``|1 - rho| < 1e-14``), with ``q = sqrt(a) sqrt(b)``.
+    indexed from 0: a loop from an unknown start defeats LLVM's dependence analysis).
+    Vectorised (:func:`_angle_core`).
     """
     diff2 = (p0 - p1) * (p0 - p1)
     even = (p0 * p0 + p1 * p1) * _PI
     relu = code == CODE_AB_RELU
     for j in range(s_row.shape[0]):
-        q = sa * sb[j]
-        rho = s_row[j] / q
-        rho = 1.0 if rho >= 1.0 - _RHO_SNAP else rho
-        rho = -1.0 if rho <= -1.0 + _RHO_SNAP else rho
-        th = vecmath.acos(rho)
-        st = math.sqrt(abs((1.0 - rho) * (1.0 + rho)))  # abs: see vecmath
-        td_relu = (even - diff2 * th) / _TWO_PI
-        t_relu = diff2 * q * st / _TWO_PI + td_relu * q * rho
-        t = t_relu if relu else 1.0 - 2.0 * th / _PI
-        td = td_relu if relu else 0.0
-        ok = (a > 0.0) & (hb[j] > 0.0)
-        t = t if ok else 0.0
-        td = td if ok else 0.0
+        t, td = _angle_core(relu, diff2, even, a, hb[j], sa * sb[j], s_row[j])[4:]
         s_new = w2 * t + b2
         t_row[j] = s_new + w2 * td * t_row[j]
         s_row[j] = s_new
+
+
+@_jit
+def angle_activation(code, p0, p1, ha, sa, hb, sb, n_row, t_row):
+    """Activation step of an angle activation over entries, in place: Sigma <- T, Theta <- Tdot Theta.
+
+    ``ha``/``sa`` and ``hb``/``sb``: variances of the two members of each entry and their square
+    roots, as arrays of the entries' length (any of them may be a length-1 array, broadcast).
+    No entry takes the ``same`` branch (callers redo those). Vectorised (:func:`_angle_core`).
+    """
+    diff2 = (p0 - p1) * (p0 - p1)
+    even = (p0 * p0 + p1 * p1) * _PI
+    relu = code == CODE_AB_RELU
+    if ha.shape[0] == 1:
+        a, s = ha[0], sa[0]
+        for j in range(n_row.shape[0]):
+            t, td = _angle_core(relu, diff2, even, a, hb[j], s * sb[j], n_row[j])[4:]
+            n_row[j] = t
+            t_row[j] = td * t_row[j]
+    else:
+        for j in range(n_row.shape[0]):
+            t, td = _angle_core(relu, diff2, even, ha[j], hb[j], sa[j] * sb[j], n_row[j])[4:]
+            n_row[j] = t
+            t_row[j] = td * t_row[j]
 
 
 @_jit
@@ -621,22 +654,10 @@ def _angle_layer_grad(code, p0, p1, w2, b2, a, sa, da, hb, sb, db_b, db_w, st):
     kfac = diff2 / _TWO_PI if relu else 2.0 / _PI
     for j in range(st.shape[1]):
         b = hb[j]
-        c = st[0, j]
         q = sa * sb[j]
-        rho = c / q
-        rho = 1.0 if rho >= 1.0 - _RHO_SNAP else rho
-        rho = -1.0 if rho <= -1.0 + _RHO_SNAP else rho
-        ang = vecmath.acos(rho)
-        sn = math.sqrt(abs((1.0 - rho) * (1.0 + rho)))  # abs: see vecmath
-        ok = (a > 0.0) & (b > 0.0)
+        ok, rho, _, sn, t, td = _angle_core(relu, diff2, even, a, b, q, st[0, j])
         kk = kfac / sn if sn != 0.0 else 0.0  # dTdot/drho (ReLU) or dT/drho (sign)
         kk = kk if ok else 0.0
-        td_relu = (even - diff2 * ang) / _TWO_PI
-        t_relu = diff2 * q * sn / _TWO_PI + td_relu * q * rho
-        t = t_relu if relu else 1.0 - 2.0 * ang / _PI
-        td = td_relu if relu else 0.0
-        t = t if ok else 0.0
-        td = td if ok else 0.0
         u = t - q * rho * td
         dk_a = -kk * rho / (2.0 * a)
         dk_b = -kk * rho / (2.0 * b)
