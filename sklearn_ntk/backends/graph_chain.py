@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import check_memory
+from ..activations import CODE_AB_RELU
 from . import fused
 
 __all__ = ["encode", "pack", "pairs", "self_pass"]
@@ -79,12 +80,14 @@ def _agg_left(src, dst, n1, n2, r0, indptr, indices, data):
     """``dst = A1^T src``: node ``j`` receives ``A1[i, j] src[i]`` from every edge ``i -> j``."""
     for e in range(n1 * n2):
         dst[e] = 0.0
+    m = np.uint64(n2)  # unsigned offsets: no negative-index wraparound, the q loop vectorises
     for i in range(n1):
+        si = np.uint64(i) * m
         for k in range(indptr[r0 + i], indptr[r0 + i + 1]):
-            j = indices[k]
+            dj = np.uint64(indices[k]) * m
             a = data[k]
-            for q in range(n2):
-                dst[j * n2 + q] += a * src[i * n2 + q]
+            for q in range(m):
+                dst[dj + q] += a * src[si + q]
 
 
 @_jit
@@ -112,16 +115,23 @@ def _angle_nodes(code, p0, p1, ha, sa, hb, sb, ox, oy, n1, n2, same, sn, st):
     at this activation and their square roots; ``ox``/``oy`` the offsets of the two graphs. With
     ``same`` the node pairs (p, p) are redone by the exact scalar branch.
     """
+    diff2 = (p0 - p1) * (p0 - p1)
+    even = (p0 * p0 + p1 * p1) * np.pi
+    relu = code == CODE_AB_RELU
     for p in range(n1):
         e0 = p * n2
         d = e0 + p
         keep_n = sn[d] if same else 0.0
         keep_t = st[d] if same else 0.0
-        fused.angle_activation(code, p0, p1, ha[ox + p : ox + p + 1], sa[ox + p : ox + p + 1],
-                               hb[oy : oy + n2], sb[oy : oy + n2], sn[e0 : e0 + n2],
-                               st[e0 : e0 + n2])
+        a = ha[ox + p]
+        s = sa[ox + p]
+        for q in range(n2):  # no array slices here: their reference counts are shared by threads
+            e = np.uint64(e0 + q)  # unsigned: no negative-index wraparound in the loop body
+            b = np.uint64(oy + q)
+            t, td = fused._angle_core(relu, diff2, even, a, hb[b], s * sb[b], sn[e])[4:]
+            sn[e] = t
+            st[e] = td * st[e]
         if same:
-            a = ha[ox + p]
             t, td = fused._moments(code, p0, p1, a, hb[oy + p], keep_n, True)
             sn[d] = t
             st[d] = td * keep_t
