@@ -108,11 +108,11 @@ def _aggregate(x, tmp, n1, n2, r1, ip1, ix1, d1, r2, ip2, ix2, d2):
 
 
 @_jit
-def _angle_nodes(code, p0, p1, ha, sa, hb, sb, ox, oy, n1, n2, same, sn, st):
+def _angle_nodes(code, p0, p1, h, ha, sa, hb, sb, ox, oy, n1, n2, same, sn, st):
     """Angle activation over the node-pair state, one vectorised row of node pairs at a time.
 
-    ``ha``/``sa`` (``hb``/``sb``): the variances of the nodes of the first (second) graph's batch
-    at this activation and their square roots; ``ox``/``oy`` the offsets of the two graphs. With
+    ``ha[h]``/``sa[h]`` (``hb[h]``/``sb[h]``): the variances of the nodes of the first (second)
+    graph's batch at activation ``h`` and their square roots; ``ox``/``oy`` the offsets of the two graphs. With
     ``same`` the node pairs (p, p) are redone by the exact scalar branch.
     """
     diff2 = (p0 - p1) * (p0 - p1)
@@ -123,16 +123,16 @@ def _angle_nodes(code, p0, p1, ha, sa, hb, sb, ox, oy, n1, n2, same, sn, st):
         d = e0 + p
         keep_n = sn[d] if same else 0.0
         keep_t = st[d] if same else 0.0
-        a = ha[ox + p]
-        s = sa[ox + p]
+        a = ha[h, ox + p]
+        s = sa[h, ox + p]
         for q in range(n2):  # no array slices here: their reference counts are shared by threads
             e = np.uint64(e0 + q)  # unsigned: no negative-index wraparound in the loop body
             b = np.uint64(oy + q)
-            t, td = fused._angle_core(relu, diff2, even, a, hb[b], s * sb[b], sn[e])[4:]
+            t, td = fused._angle_core(relu, diff2, even, a, hb[h, b], s * sb[h, b], sn[e])[4:]
             sn[e] = t
             st[e] = td * st[e]
         if same:
-            t, td = fused._moments(code, p0, p1, a, hb[oy + p], keep_n, True)
+            t, td = fused._moments(code, p0, p1, a, hb[h, oy + p], keep_n, True)
             sn[d] = t
             st[d] = td * keep_t
 
@@ -186,7 +186,7 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, shx, shy, bufs, record):
                 for p in range(n1):
                     hx[h, offx[i] + p] = sn[p * n2 + p]
             elif fused._is_angle(iops[r, 2]):
-                _angle_nodes(iops[r, 2], w2, b2, hx[h], shx[h], hy[h], shy[h], offx[i], offy[j],
+                _angle_nodes(iops[r, 2], w2, b2, h, hx, shx, hy, shy, offx[i], offy[j],
                              n1, n2, same, sn, st)
                 continue
             for p in range(n1):
