@@ -23,7 +23,8 @@ the exact :math:`\\theta = 0` branch, so they carry no round-off in the angle an
 is exact. Within a row the layers run outer and the pairs inner; for the angle activations
 (abs-ReLU family, sign) the inner loop is branch-free (:func:`_angle_core`, with the arccos of
 :mod:`sklearn_ntk.backends.vecmath`) and compiles to SIMD code. The per-row variances
-:math:`\\Sigma^l(x, x)` of every layer are computed beforehand in ``O(n (d + depth))`` (:func:`_diag_values`), which is also how ``diag(X)`` is evaluated.
+:math:`\\Sigma^l(x, x)` of every layer are computed beforehand in ``O(n (d + depth))``
+(:func:`_diag_values`), which is also how ``diag(X)`` is evaluated.
 
 Forward-mode derivatives with respect to :math:`\\log\\sigma_b` and :math:`\\log\\sigma_w` are
 propagated alongside (``grad`` variants) through the chain rule with the partial derivatives of
