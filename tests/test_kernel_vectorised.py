@@ -8,6 +8,7 @@ from sklearn_ntk.activations import LeakyReLU
 from sklearn_ntk.backends import fused
 
 ANGLE = ["relu", "abs", LeakyReLU(0.3), "sign"]
+VECTOR = ANGLE + ["erf"]  # the activations with a vectorised row loop
 
 
 def _inputs():
@@ -47,7 +48,7 @@ def _scalar_kernel(k, X, Y):
     return out
 
 
-@pytest.mark.parametrize("act", ANGLE, ids=str)
+@pytest.mark.parametrize("act", VECTOR, ids=str)
 @pytest.mark.parametrize("sym", [True, False])
 def test_vectorised_rows_match_scalar_recursion(act, sym):
     X, Y = _inputs()
@@ -62,7 +63,7 @@ def test_vectorised_rows_match_scalar_recursion(act, sym):
         np.testing.assert_allclose(ntk[1, 4], ntk[1, 1], rtol=1e-13)
 
 
-@pytest.mark.parametrize("act", ANGLE, ids=str)
+@pytest.mark.parametrize("act", VECTOR, ids=str)
 def test_rectangular_rows_match_symmetric(act):
     X, _ = _inputs()
     k = NTKKernel(depth=3, activation=act, bias_std=0.0)  # no bias: zero rows stay zero
@@ -87,3 +88,16 @@ def test_vectorised_gradient_rows_match_scalar_pairs(act, kind):
             np.testing.assert_allclose(K[i, j], r[r0], rtol=1e-12, atol=1e-300)
             np.testing.assert_allclose(dK[i, j], r[r0 + 1 : r0 + 3], rtol=1e-11, atol=1e-14)
             np.testing.assert_array_equal(dK[j, i], dK[i, j])
+
+
+def test_erf_rows_with_huge_variances_take_the_rescaled_closed_form():
+    """A variance beyond 2**128 sends the whole row to the scalar closed form (which rescales)."""
+    X, Y = _inputs()
+    X[0] *= 1e100  # |x|^2 / d ~ 1e200: products of two such variances overflow unless rescaled
+    Y = np.vstack([X[:2], Y])
+    k = NTKKernel(depth=2, activation="erf", weight_std=1.3, bias_std=0.2)
+    want = _scalar_kernel(k, X, Y)
+    ntk, nngp = k.ntk_and_nngp(X, Y)
+    assert np.all(np.isfinite(ntk))
+    np.testing.assert_allclose(ntk, want[..., 0], rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(nngp, want[..., 1], rtol=1e-12, atol=1e-300)

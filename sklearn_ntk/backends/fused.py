@@ -507,6 +507,36 @@ def angle_activation(code, p0, p1, ha, sa, hb, sb, n_row, t_row):
 
 
 @_jit
+def _erf_layer(w2, b2, a, hb, s_row, t_row):
+    """One erf layer over a row of pairs, in place, vectorised (:func:`_angle_layer`'s layout).
+
+    The arithmetic of :func:`_moments` for ``same=False`` (with ``vecmath.asin``). Returns
+    ``False`` without touching the row when a variance exceeds ``_HUGE`` (then the scalar
+    closed form, which rescales, is used).
+    """
+    big = a > _HUGE
+    for j in range(hb.shape[0]):
+        big |= hb[j] > _HUGE
+    if big:
+        return False
+    da = 1.0 + 2.0 * a
+    for j in range(s_row.shape[0]):
+        b = hb[j]
+        c = s_row[j]
+        ab_c2 = a * b - c * c
+        ab_c2 = ab_c2 if ab_c2 > 0.0 else 0.0
+        r = 2.0 * c / math.sqrt(abs(da * (1.0 + 2.0 * b)))  # abs: see vecmath
+        r = 1.0 if r > 1.0 else r
+        r = -1.0 if r < -1.0 else r
+        t = 2.0 / _PI * vecmath.asin(r)
+        td = 4.0 / _PI / math.sqrt(abs(1.0 + 2.0 * a + 2.0 * b + 4.0 * ab_c2))
+        s_new = w2 * t + b2
+        t_row[j] = s_new + w2 * td * t_row[j]
+        s_row[j] = s_new
+    return True
+
+
+@_jit
 def _is_angle(code):
     """Whether :func:`_angle_layer` handles activation ``code``."""
     return code == CODE_AB_RELU or code == CODE_SIGN
@@ -518,9 +548,9 @@ def _row_layers(i, code, p0, p1, w2, b2, depth, g_row, hx, shx, hy, shy, sym, s_
 
     ``s_row`` or ``t_row`` may be ``g_row`` itself (each element is read before it is written).
     The layers run outer, the pairs of the row inner: the pairs are independent, so the inner
-    loop vectorises (angle activations) or at least pipelines; the row stays in cache between
-    layers. With
-    ``sym`` only ``j >= i`` is computed and the diagonal takes the exact ``same`` branch.
+    loop vectorises (angle activations, erf) or at least pipelines; the row stays in cache
+    between layers. With ``sym`` only ``j >= i`` is computed and the diagonal takes the exact
+    ``same`` branch.
     """
     m = g_row.shape[0]
     j0 = i if sym else 0
@@ -534,6 +564,8 @@ def _row_layers(i, code, p0, p1, w2, b2, depth, g_row, hx, shx, hy, shy, sym, s_
         if angle:
             hb, sb = hy[layer, j0:], shy[layer, j0:]
             _angle_layer(code, p0, p1, w2, b2, a, shx[layer, i], hb, sb, s_row[j0:], t_row[j0:])
+            continue
+        if code == CODE_ERF and _erf_layer(w2, b2, a, hy[layer, j0:], s_row[j0:], t_row[j0:]):
             continue
         for j in range(j0, m):
             t, td = _moments(code, p0, p1, a, hy[layer, j], s_row[j], False)
