@@ -326,7 +326,8 @@ def _angle_activation(code, p0, p1, a_, b_, same, full, P, nv, tv):
     if full:
         for p in range(P):
             row = slice(p * P, p * P + P)
-            fused.angle_activation(code, p0, p1, a_[p : p + 1], sa[p : p + 1], b_, sb, nv[row], tv[row])
+            ap, sap = a_[p : p + 1], sa[p : p + 1]
+            fused.angle_activation(code, p0, p1, ap, sap, b_, sb, nv[row], tv[row])
     else:
         fused.angle_activation(code, p0, p1, a_, sa, b_, sb, nv, tv)
     if not same:

@@ -442,6 +442,12 @@ def _diag_grad(code, p0, p1, w2, b2, depth, sq):
 
 
 @_ijit
+def _angle_params(code, p0, p1):
+    """``(relu, diff2, even)`` of an angle activation for :func:`_angle_core`."""
+    return code == CODE_AB_RELU, (p0 - p1) * (p0 - p1), (p0 * p0 + p1 * p1) * _PI
+
+
+@_ijit
 def _angle_core(relu, diff2, even, a, b, q, c):
     """Branch-free closed form of an angle activation: ``(ok, rho, theta, sin theta, T, Tdot)``.
 
@@ -472,9 +478,7 @@ def _angle_layer(code, p0, p1, w2, b2, a, sa, hb, sb, s_row, t_row):
     indexed from 0: a loop from an unknown start defeats LLVM's dependence analysis).
     Vectorised (:func:`_angle_core`).
     """
-    diff2 = (p0 - p1) * (p0 - p1)
-    even = (p0 * p0 + p1 * p1) * _PI
-    relu = code == CODE_AB_RELU
+    relu, diff2, even = _angle_params(code, p0, p1)
     for j in range(s_row.shape[0]):
         t, td = _angle_core(relu, diff2, even, a, hb[j], sa * sb[j], s_row[j])[4:]
         s_new = w2 * t + b2
@@ -490,9 +494,7 @@ def angle_activation(code, p0, p1, ha, sa, hb, sb, n_row, t_row):
     roots, as arrays of the entries' length (any of them may be a length-1 array, broadcast).
     No entry takes the ``same`` branch (callers redo those). Vectorised (:func:`_angle_core`).
     """
-    diff2 = (p0 - p1) * (p0 - p1)
-    even = (p0 * p0 + p1 * p1) * _PI
-    relu = code == CODE_AB_RELU
+    relu, diff2, even = _angle_params(code, p0, p1)
     if ha.shape[0] == 1:
         a, s = ha[0], sa[0]
         for j in range(n_row.shape[0]):
@@ -683,9 +685,7 @@ def _angle_layer_grad(code, p0, p1, w2, b2, a, sa, da, hb, sb, db_b, db_w, st):
     Branch-free: computes what :func:`_moments_grad` and :func:`_dense_tangent` compute for
     ``same=False``.
     """
-    diff2 = (p0 - p1) * (p0 - p1)
-    even = (p0 * p0 + p1 * p1) * _PI
-    relu = code == CODE_AB_RELU
+    relu, diff2, even = _angle_params(code, p0, p1)
     kfac = diff2 / _TWO_PI if relu else 2.0 / _PI
     for j in range(st.shape[1]):
         b = hb[j]

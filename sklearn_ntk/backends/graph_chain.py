@@ -19,7 +19,6 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._validation import check_memory
-from ..activations import CODE_AB_RELU
 from . import fused
 
 __all__ = ["encode", "pack", "pairs", "self_pass"]
@@ -112,12 +111,10 @@ def _angle_nodes(code, p0, p1, h, ha, sa, hb, sb, ox, oy, n1, n2, same, sn, st):
     """Angle activation over the node-pair state, one vectorised row of node pairs at a time.
 
     ``ha[h]``/``sa[h]`` (``hb[h]``/``sb[h]``): the variances of the nodes of the first (second)
-    graph's batch at activation ``h`` and their square roots; ``ox``/``oy`` the offsets of the two graphs. With
-    ``same`` the node pairs (p, p) are redone by the exact scalar branch.
+    graph's batch at activation ``h`` and their square roots; ``ox``/``oy`` the offsets of the
+    two graphs. With ``same`` the node pairs (p, p) are redone by the exact scalar branch.
     """
-    diff2 = (p0 - p1) * (p0 - p1)
-    even = (p0 * p0 + p1 * p1) * np.pi
-    relu = code == CODE_AB_RELU
+    relu, diff2, even = fused._angle_params(code, p0, p1)
     for p in range(n1):
         e0 = p * n2
         d = e0 + p
