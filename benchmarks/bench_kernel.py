@@ -152,11 +152,14 @@ def main():
     print(f"{'k(X, Y) peak traced memory / (n m 8 B)':42s} {'':9s} {peak / nm_bytes:9.2f}  <= 4")
     print(f"{'diag(X), n=' + str(args.n_diag) + ' (seconds)':42s} {t_diag:9.3f} {'':9s}  < 1 s")
     print(f"{'pairs per second (millions)':42s} {'k(X)':>9s} {'k(X, C)':>9s} {'1 thread':>9s}")
+    rates = {}
     for depth in (1, 3, 10):
-        print(
-            f"{'  depth ' + str(depth):42s} "
-            + " ".join(f"{r:9.1f}" for r in throughput(X, Y, depth, args.repeat))
-        )
+        rates[depth] = throughput(X, Y, depth, args.repeat)
+        print(f"{'  depth ' + str(depth):42s} " + " ".join(f"{r:9.1f}" for r in rates[depth]))
+    # one more layer costs (t10 - t1) / 9 over the n(n+1)/2 computed pairs (k(X), one thread)
+    n = X.shape[0]
+    per_layer = (n * n / rates[10][2] - n * n / rates[1][2]) / 9 / (n * (n + 1) / 2) * 1e3
+    print(f"{'ns per pair and layer (k(X), 1 thread)':42s} {per_layer:9.2f}")
 
 
 if __name__ == "__main__":
