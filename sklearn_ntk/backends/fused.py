@@ -676,38 +676,51 @@ def _pair_grad(i, j, code, p0, p1, w2, b2, depth, gram, hx, dhx):
     return s, ds_b, ds_w, th, dth_b, dth_w
 
 
+@_ijit
+def _angle_partials(relu, diff2, even, a, b, q, c):
+    """:func:`_angle_core` with the partials: ``(T, Tdot, Ta, Tb, Tc, Tdot_a, Tdot_b, Tdot_c)``.
+
+    Branch-free; what :func:`_moments_grad` computes for ``same=False``.
+    """
+    ok, rho, _, sn, t, td = _angle_core(relu, diff2, even, a, b, q, c)
+    kfac = diff2 / _TWO_PI if relu else 2.0 / _PI
+    kk = kfac / sn if sn != 0.0 else 0.0  # dTdot/drho (ReLU) or dT/drho (sign)
+    kk = kk if ok else 0.0
+    u = t - q * rho * td
+    dk_a = -kk * rho / (2.0 * a)
+    dk_b = -kk * rho / (2.0 * b)
+    ta = u / (2.0 * a) if relu else dk_a
+    tb = u / (2.0 * b) if relu else dk_b
+    tc = td if relu else kk / q
+    tda = dk_a if relu else 0.0
+    tdb = dk_b if relu else 0.0
+    tdc = kk / q if relu else 0.0
+    return (
+        t,
+        td,
+        ta if ok else 0.0,
+        tb if ok else 0.0,
+        tc if ok else 0.0,
+        tda if ok else 0.0,
+        tdb if ok else 0.0,
+        tdc if ok else 0.0,
+    )
+
+
 @_jit
 def _angle_layer_grad(code, p0, p1, w2, b2, a, sa, da, hb, sb, db_b, db_w, st):
     """:func:`_angle_layer` with forward-mode tangents, in place over a row of pairs.
 
     ``st`` is the (6, L) state ``(Sigma, dSigma_b, dSigma_w, Theta, dTheta_b, dTheta_w)``; ``da``
     the tangents ``(b, w)`` of the row variance ``a``, ``db_b``/``db_w`` those of the columns.
-    Branch-free: computes what :func:`_moments_grad` and :func:`_dense_tangent` compute for
-    ``same=False``.
+    Branch-free (:func:`_angle_partials`, :func:`_dense_tangent`).
     """
     relu, diff2, even = _angle_params(code, p0, p1)
-    kfac = diff2 / _TWO_PI if relu else 2.0 / _PI
     for j in range(st.shape[1]):
         b = hb[j]
-        q = sa * sb[j]
-        ok, rho, _, sn, t, td = _angle_core(relu, diff2, even, a, b, q, st[0, j])
-        kk = kfac / sn if sn != 0.0 else 0.0  # dTdot/drho (ReLU) or dT/drho (sign)
-        kk = kk if ok else 0.0
-        u = t - q * rho * td
-        dk_a = -kk * rho / (2.0 * a)
-        dk_b = -kk * rho / (2.0 * b)
-        ta = u / (2.0 * a) if relu else dk_a
-        tb = u / (2.0 * b) if relu else dk_b
-        tc = td if relu else kk / q
-        ta = ta if ok else 0.0
-        tb = tb if ok else 0.0
-        tc = tc if ok else 0.0
-        tda = dk_a if relu else 0.0
-        tdb = dk_b if relu else 0.0
-        tdc = kk / q if relu else 0.0
-        tda = tda if ok else 0.0
-        tdb = tdb if ok else 0.0
-        tdc = tdc if ok else 0.0
+        t, td, ta, tb, tc, tda, tdb, tdc = _angle_partials(
+            relu, diff2, even, a, b, sa * sb[j], st[0, j]
+        )
         th = st[3, j]
         for k in range(2):  # (b, w)
             dc = st[1 + k, j]
