@@ -452,10 +452,15 @@ def _angle_core(relu, diff2, even, a, b, q, c):
     """Branch-free closed form of an angle activation: ``(ok, rho, theta, sin theta, T, Tdot)``.
 
     What :func:`_angle` + :func:`_moments` compute for ``same=False`` (the same snapping of
-    ``|1 - rho| < 1e-14``), given ``q = sqrt(a) sqrt(b)``; ``relu`` selects the abs-ReLU family
+    ``|1 - rho| < 1e-14``), given ``q = sqrt(a) sqrt(b)`` (used where ``a b`` under- or overflows); ``relu`` selects the abs-ReLU family
     (``diff2 = (p0 - p1)^2``, ``even = (p0^2 + p1^2) pi``), otherwise sign. Selects only and
     :mod:`~sklearn_ntk.backends.vecmath`, so that loops calling it compile to SIMD code.
     """
+    # q as the scalar path forms it (sqrt(a b), exact for a == b, so duplicate rows give rho == 1
+    # and T == Tdot a exactly, like the diagonal); the given product of roots where a b under- or
+    # overflows
+    ab = math.sqrt(a * b)
+    q = ab if (ab > 0.0) & (ab < math.inf) else q
     rho = c / q
     rho = 1.0 if rho >= 1.0 - _RHO_SNAP else rho
     rho = -1.0 if rho <= -1.0 + _RHO_SNAP else rho
