@@ -83,7 +83,7 @@ def format_summary(rows, results, models):
     for t, row in zip(tables, A, strict=True):
         lines.append(f"{t:<{width}}  " + "  ".join(f"{100 * a:13.1f}" for a in row))
     lines += ["", f"{'model':<14} {'mean acc. %':>12} {'wins':>5} {'Friedman rank':>14} "
-              f"{'paper acc. % (90 UCI sets)':>27}"]
+              f"{'quoted: paper, 90 UCI sets':>27}"]
     for r in rows:
         paper = f"{r['paper_mean_accuracy']:.2f}" if np.isfinite(r["paper_mean_accuracy"]) else "-"
         lines.append(f"{r['model']:<14} {r['mean_accuracy']:7.2f} ±{r['std_accuracy']:5.2f} "

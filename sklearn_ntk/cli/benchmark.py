@@ -134,8 +134,8 @@ def _print_summary(rows, results, say):
     _, done = bench_report.summarise(results, protocol.MODEL_NAMES)
     say()
     say(bench_report.format_summary(rows, results, protocol.MODEL_NAMES))
-    say(f"paper: Arora et al. (ICLR 2020), Table 1, {bench_report.PAPER_N_TABLES} UCI sets; "
-        f"here: {len(done)} tables")
+    say(f"quoted column: Arora et al. (ICLR 2020), Table 1, mean accuracy over its "
+        f"{bench_report.PAPER_N_TABLES} UCI sets (not these tables); here: {len(done)} tables")
 
 
 def _report_only(args, say):
