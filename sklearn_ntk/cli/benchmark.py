@@ -163,6 +163,17 @@ def _stopped_message(stopper, store):
             + "; rerun with --resume to continue")
 
 
+def _announce(args, chosen, skipped, store, say):
+    say(f"{PROG} benchmark: {len(chosen)} tables, {len(protocol.MODEL_NAMES)} models, "
+        f"nested CV ({protocol.OUTER_CV} x {protocol.INNER_CV} folds)"
+        f"{' [quick]' if args.quick else ''}")
+    if skipped:
+        say(f"  note: {skipped} table(s) with more than --max-rows {args.max_rows} rows left out")
+    if store.resumed:
+        say(f"  note: resuming {store.path}: {store.resumed} finished (table, model) pair(s) "
+            "are not run again")
+
+
 def _cmd_benchmark(args):
     from .command import _prepare_out, _Stdout
 
@@ -178,18 +189,10 @@ def _cmd_benchmark(args):
                 "inner_cv": protocol.INNER_CV, "models": list(protocol.MODEL_NAMES)}
     with bench_store.Stopper() as stopper:
         store = bench_store.ResultStore(out, settings, resume=args.resume, stopper=stopper)
-        say(f"{PROG} benchmark: {len(chosen)} tables, {len(protocol.MODEL_NAMES)} models, "
-            f"nested CV ({protocol.OUTER_CV} x {protocol.INNER_CV} folds)"
-            f"{' [quick]' if args.quick else ''}")
-        if skipped:
-            say(f"  note: {skipped} table(s) with more than --max-rows {args.max_rows} rows left "
-                "out")
-        if store.resumed:
-            say(f"  note: resuming {store.path}: {store.resumed} finished (table, model) "
-                "pair(s) are not run again")
         try:
+            _announce(args, chosen, skipped, store, say)
             interrupted, elapsed = _run(args, chosen, store)
-        except KeyboardInterrupt:  # before the first fit (imports, thread limits)
+        except KeyboardInterrupt:  # outside the fits (messages, imports, thread limits)
             interrupted, elapsed = True, 0.0
         rows, written = _write_reports(args, out, store.records, say)
     paths = ", ".join(str(p) for p in [store.path, *written])
