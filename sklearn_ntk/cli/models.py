@@ -13,6 +13,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
 from ._common import INF
 
 __all__ = [
@@ -252,7 +255,7 @@ def preprocessor(dataset):
     return ColumnTransformer(parts, sparse_threshold=0.0)
 
 
-class ImageScaler:
+class ImageScaler(TransformerMixin, BaseEstimator):
     """Divide every pixel by one number, the largest ``|x|`` of the training fold.
 
     Standardising each pixel on its own (``StandardScaler``) blows up the rarely inked border
@@ -273,21 +276,8 @@ class ImageScaler:
         """``X`` divided by the fitted factor (a new array)."""
         import numpy as np
 
+        check_is_fitted(self, "scale_")
         return np.asarray(X, dtype=np.float64) / self.scale_
-
-    def fit_transform(self, X, y=None):
-        """:meth:`fit`, then :meth:`transform`."""
-        return self.fit(X, y).transform(X)
-
-    def get_params(self, deep=True):
-        """No parameters (for :func:`~sklearn.base.clone`)."""
-        return {}
-
-    def set_params(self, **params):
-        """No parameters to set."""
-        if params:
-            raise ValueError(f"ImageScaler has no parameters; got {sorted(params)}")
-        return self
 
 
 def _wrap(model, dataset, regression, image=False):
