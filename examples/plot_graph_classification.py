@@ -42,9 +42,9 @@ page): all methods but the constant-feature GNTK solve cycle vs path. On the tri
 chance and clearly ahead of the WL subtree kernel, but the statistics, which include the triangle
 count, solve it. On the two 1-WL-indistinguishable tasks both graph kernels stay at chance, as
 they must (for a 2k-cycle and two k-cycles the GNTK's normalised kernel is exactly 1, checked
-below), while the statistics solve them with the triangle and component counts. So the GNTK beats
-WL where a smooth kernel over neighbourhood features helps, and loses to hand-made features
-wherever the answer is a global count it cannot express.
+below), while the statistics solve them with the triangle and component counts. So the GNTK ties
+or beats WL here, and loses to hand-made features wherever the answer is a global count it cannot
+express.
 
 With constant node features and no bias the GNTK is nearly blind: every node's input is the
 same, so after a sum aggregation the node-by-node covariance of a graph is
