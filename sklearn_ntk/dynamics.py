@@ -52,7 +52,12 @@ from ._dynamics.exact import KernelDynamics
 from ._dynamics.nystrom import KernelPair, NystromDynamics
 from ._dynamics.stream import blocked_apply, default_block_size, is_dask, nystrom_reductions
 from ._validation import check_memory
-from .exceptions import SingularKernelWarning, UnstableLearningRateWarning
+from .exceptions import (
+    PerformanceWarning,
+    SingularKernelWarning,
+    UnstableLearningRateWarning,
+    warn_from_caller,
+)
 from .linalg.filters import max_stable_learning_rate, spectral_filter
 
 __all__ = [
@@ -78,6 +83,10 @@ __all__ = [
 EIGH_MAX_SAMPLES = 20_000
 
 _F8 = 8
+#: Lanczos iterations at most (the basis of one column is ``(LANCZOS_MAX_ITER + 1) x n``).
+LANCZOS_MAX_ITER = 1000
+#: Bytes of one row block of the kernel evaluated on the fly (see ``default_block_size``).
+BLOCK_BYTES = 2**25
 
 
 def exact_memory_bytes(n, storage, n_kernels=1):
@@ -86,8 +95,12 @@ def exact_memory_bytes(n, storage, n_kernels=1):
     ``"eigh"``: the kernels, a weighted copy, the eigenvectors and LAPACK's workspace
     (about ``(n_kernels + 4) n^2`` doubles); ``"dense"``: the kernel and one evaluation
     temporary (``2 n^2``); ``"packed"``: one triangle plus row-block temporaries
-    (``0.55 n^2``).
+    (``0.55 n^2``); ``"blocks"``: no kernel storage -- the Lanczos basis
+    (``min(n, 1000) + 1`` vectors of ``n``) and one row block of the kernel with its
+    evaluation temporaries (``4 x 32 MiB``).
     """
+    if storage == "blocks":
+        return int(_F8 * n * (min(n, LANCZOS_MAX_ITER) + 1) + 4 * BLOCK_BYTES)
     per = {"eigh": n_kernels + 4.0, "dense": 2.0 * n_kernels, "packed": 0.55}[storage]
     return int(per * _F8 * n * n)
 
@@ -101,7 +114,8 @@ def _fits(n_bytes, what):
 
 
 def plan_exact(n, *, solver="auto", needs_factorisation=False, n_kernels=1):
-    """Choose the exact path's strategy: ``"eigh"``, ``"lanczos-dense"`` or ``"lanczos-packed"``.
+    """Choose the exact path's strategy: ``"eigh"``, ``"lanczos-dense"``, ``"lanczos-packed"``
+    or ``"lanczos-blocks"`` (kernel rows evaluated on the fly at every product).
 
     Parameters
     ----------
@@ -123,6 +137,12 @@ def plan_exact(n, *, solver="auto", needs_factorisation=False, n_kernels=1):
     ------
     MemoryError
         When no strategy fits, with the memory needed and a suggested ``n_components``.
+
+    Warns
+    -----
+    PerformanceWarning
+        When only ``"lanczos-blocks"`` fits: every Lanczos / CG iteration then evaluates the
+        whole kernel again.
     """
     what = f"the exact dynamics on n={n} samples"
     want_eigh = solver == "eigh" or needs_factorisation or (
@@ -138,12 +158,29 @@ def plan_exact(n, *, solver="auto", needs_factorisation=False, n_kernels=1):
         ok, msg = _fits(need, what + f" ({storage} kernel)")
         if ok:
             return f"lanczos-{storage}"
+    packed_need = need
+    need = exact_memory_bytes(n, "blocks")
+    ok, msg = _fits(need, what + " (kernel rows evaluated on the fly)")
+    if ok:
+        warn_from_caller(
+            f"the train kernel on n={n} samples does not fit in memory even as one packed "
+            f"triangle ({packed_need / 2**30:.3g} GiB): its rows are evaluated block by block, "
+            "and every Lanczos / conjugate-gradient iteration evaluates the whole kernel again "
+            f"(slow). Pass n_components={_suggest(n)} for the Nystroem path "
+            "(O(n m^2) time, O(m^2) memory).",
+            PerformanceWarning,
+        )
+        return "lanczos-blocks"
     _raise(n, need, msg)
 
 
+def _suggest(n):
+    return min(max(n // 10, 100), 5000)
+
+
 def _raise(n, need, msg):
-    m = min(max(n // 10, 100), 5000)
     raise MemoryError(
-        f"{msg.split(';')[0]}. Pass n_components={m} (the exact dynamics of the rank-m "
-        "Nystroem kernel: O(n m^2) time, O(m^2) memory) instead of the exact kernel."
+        f"{msg.split(';')[0]}. Pass n_components={_suggest(n)} (the "
+        "exact dynamics of the rank-m Nystroem kernel: O(n m^2) time, O(m^2) memory) instead "
+        "of the exact kernel."
     )

@@ -390,7 +390,7 @@ def test_one_hot_is_fitted_on_the_training_fold_and_ignores_unseen_categories(da
     test = np.flatnonzero(city == "lima")
     est = clone(_spec(dataset, "NTK").estimator)
     est.fit(dataset.rows(train), dataset.y[train])
-    encoder = est.best_estimator_.regressor_["prep"].named_transformers_["categorical"]
+    encoder = est.features_["prep"].named_transformers_["categorical"]
     assert [list(c) for c in encoder.categories_] == [["oslo", "paris"]]
     pred = est.predict(dataset.rows(test))  # a category unseen in training: no error
     assert pred.shape == (test.size,) and np.isfinite(pred).all()
@@ -493,25 +493,77 @@ def test_unexpected_error_is_one_line(monkeypatch, capsys):
         cli.main(["compare"])
 
 
-def test_ntk_rows_share_one_factorization_cache_per_grid():
-    """The NTK/NNGP grid searches reuse eigendecompositions across t (identical scores)."""
-    from sklearn.model_selection import GridSearchCV
+def test_ntk_rows_compute_one_gram_per_architecture_and_equal_the_kernel_grid(monkeypatch):
+    """The NTK/NNGP searches evaluate the train kernel once per architecture (plus the test
+    kernel), and choose and score as GridSearchCV over the same pipeline on pre-scaled data."""
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.model_selection import GridSearchCV, KFold
+    from sklearn.preprocessing import StandardScaler
 
-    from sklearn_ntk import FactorizationCache
+    from sklearn_ntk.cli.ntk_search import NTKGridSearch
+    from sklearn_ntk.kernels import NTKKernel
 
     sizing = cli_models.Sizing("regression", True, 0, 3, 40, 40)
-    make = {row.name: row for row in cli_models.MODEL_TABLE}["NTK"].make
-    est = make(sizing)
-    assert isinstance(est.cache, FactorizationCache)
+    row = {row.name: row for row in cli_models.MODEL_TABLE}["NTK"]
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(40, 3))
-    y = np.sin(X[:, 0])
-    grid = {"t": [10.0, 100.0, 1000.0]}
-    cached = GridSearchCV(est, grid, cv=3).fit(X, y)
-    assert est.cache.hits == 6  # per fold: one eigendecomposition, two reuses (+ no refit hit)
-    plain = GridSearchCV(est.set_params(cache=None), grid, cv=3).fit(X, y)
-    np.testing.assert_array_equal(cached.cv_results_["mean_test_score"],
-                                  plain.cv_results_["mean_test_score"])
+    X = rng.normal(loc=1.0, scale=2.0, size=(40, 3))
+    y = np.sin(X[:, 0]) + 3.0
+    cv = KFold(3, shuffle=True, random_state=0)
+    search = NTKGridSearch(row.make(sizing), row.grid(sizing), cv=cv)
+    calls = []
+    call = NTKKernel.__call__
+    monkeypatch.setattr(NTKKernel, "__call__",
+                        lambda self, A, B=None, **kw: calls.append(len(A)) or call(self, A, B, **kw))
+    search.fit(X, y)
+    assert calls == [40, 40]  # two depths in the quick grid: one Gram each, nothing per fold
+    pred = search.predict(X[:7])
+    assert calls[2:] == [7]
+    monkeypatch.undo()
+    # the same search over kernel objects on the scaled features
+    Z = StandardScaler().fit_transform(X)
+    pipe = TransformedTargetRegressor(row.make(sizing), transformer=StandardScaler())
+    ref = GridSearchCV(pipe, [{f"regressor__{k}": v for k, v in part.items()}
+                              for part in row.grid(sizing)], cv=cv).fit(Z, y)
+    assert {k.removeprefix("regressor__"): v for k, v in ref.best_params_.items()} == \
+        search.best_params_
+    assert search.best_score_ == pytest.approx(ref.best_score_, rel=1e-10)
+    np.testing.assert_allclose(pred, ref.predict(StandardScaler().fit(X).transform(X[:7])),
+                               rtol=1e-10)
+
+
+def test_ntk_classification_search_refits_a_kernel_object_for_probabilities(monkeypatch):
+    """Classification: one Gram per architecture for the search, one kernel-object refit (its
+    predict_proba needs the ensemble variance), then predictions as that refit's."""
+    from sklearn.model_selection import StratifiedKFold
+
+    from sklearn_ntk import NTKClassifier
+    from sklearn_ntk.cli.ntk_search import NTKGridSearch
+    from sklearn_ntk.kernels import NTKKernel
+
+    sizing = cli_models.Sizing("classification", True, 0, 2, 45, 15)
+    row = {row.name: row for row in cli_models.MODEL_TABLE}["NNGP"]
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(45, 2))
+    y = np.array(["a", "b", "c"])[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)]
+    search = NTKGridSearch(row.make(sizing), row.grid(sizing),
+                           cv=StratifiedKFold(3, shuffle=True, random_state=0))
+    calls = []
+    call = NTKKernel.__call__
+    monkeypatch.setattr(NTKKernel, "__call__",
+                        lambda self, A, B=None, **kw: calls.append(len(A)) or call(self, A, B, **kw))
+    search.fit(X, y)
+    monkeypatch.undo()
+    assert calls == [45, 45, 45]  # two Grams (depth 1, 2), then the kernel-object refit
+    best = search.best_params_
+    Z = search.features_.transform(X)
+    ref = NTKClassifier(NTKKernel(kind="nngp", depth=best["kernel__depth"],
+                                  activation=best["kernel__activation"]),
+                        t=best["t"], alpha=best["alpha"]).fit(Z, y)
+    proba = search.predict_proba(X[:5])
+    np.testing.assert_allclose(proba, ref.predict_proba(Z[:5]), rtol=1e-12)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    assert search.predict(X[:5]).tolist() == ref.predict(Z[:5]).tolist()
+    assert list(search.classes_) == ["a", "b", "c"]
 
 
 # --------------------------------------------------------------------------------------------

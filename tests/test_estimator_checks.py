@@ -18,6 +18,10 @@ ESTIMATORS = [
     # the Nystroem path (rank-30 kernel, streamed in blocks of 16 rows)
     NTKRegressor(t=200.0, alpha=1e-3, n_components=30, random_state=0, batch_size=16),
     NTKClassifier(t=100.0, learning_rate=2.0, n_components=30, random_state=0),
+    # kernel="precomputed": X is the kernel matrix (pairwise; the checks pass linear kernels)
+    NTKRegressor("precomputed", t=200.0, alpha=1e-3),
+    NTKGaussianProcess("precomputed"),
+    NTKClassifier("precomputed", t=100.0, learning_rate=2.0),
     # deliberately undertrained: see EXPECTED_FAILED_CHECKS
     NTKRegressor(t=10.0),
     NTKClassifier(t=100.0, learning_rate=2.0),
@@ -49,7 +53,33 @@ _INTERPOLATES = (
     "an interpolant; class_weight acts at finite t or alpha > 0 (NTKClassifier(t=100.0, "
     "learning_rate=2.0) passes)"
 )
+_SETS_N_COMPONENTS = (
+    "the check sets n_components=1 (it takes n_components for a dimension-reduction "
+    "parameter), which kernel='precomputed' refuses with a ValueError: the Nystroem path needs "
+    "a kernel object; tests/test_precomputed.py covers what the check would (sample order and "
+    "subset invariance, one-sample and one-column fits, parameters untouched by fit)"
+)
+_N_COMPONENTS_CHECKS = ("check_dont_overwrite_parameters", "check_methods_sample_order_invariance",
+                        "check_methods_subset_invariance", "check_fit2d_1sample",
+                        "check_fit2d_1feature", "check_fit2d_predict1d")
+_PRECOMPUTED = {name: _SETS_N_COMPONENTS for name in _N_COMPONENTS_CHECKS}
+_NOT_SYMMETRIC = (
+    "the check fits on a random, non-symmetric square matrix; kernel='precomputed' refuses a "
+    "train kernel that is not symmetric (no kernel matrix is), naming the asymmetry"
+)
+_IDENTITY_GRAM = (
+    "the check's RBF Gram matrix (gamma=1/2 on blobs of standard deviation 20) is the identity "
+    "to round-off, so every test row of the kernel is ~0 and so is every class score: without "
+    "an intercept (SVC has one) no class weight can act on the test points"
+)
 EXPECTED_FAILED_CHECKS = {
+    "NTKRegressor(alpha=0.001, kernel='precomputed', t=200.0)": _PRECOMPUTED,
+    "NTKGaussianProcess(kernel='precomputed')": _PRECOMPUTED,
+    "NTKClassifier(kernel='precomputed', learning_rate=2.0, t=100.0)": {
+        **{k: v for k, v in _PRECOMPUTED.items() if k != "check_fit2d_1sample"},
+        "check_classifiers_one_label_sample_weights": _NOT_SYMMETRIC,
+        "check_class_weight_classifiers": _IDENTITY_GRAM,
+    },
     "NTKRegressor(t=10.0)": {
         "check_regressors_train": _UNDERTRAINED,
         "check_regressors_train(readonly_memmap=True)": _UNDERTRAINED,
@@ -76,5 +106,8 @@ def _expected_failed_checks(estimator):
 
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=_expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
-    with np.errstate(all="raise"):
+    # underflow is ignored for kernel="precomputed" only: there the checks compute their own
+    # RBF Gram matrices, whose exp() underflows to 0 (harmlessly) outside our code
+    pairwise = estimator.__sklearn_tags__().input_tags.pairwise
+    with np.errstate(all="raise", under="ignore" if pairwise else "raise"):
         check(estimator)

@@ -157,3 +157,57 @@ def test_training_loss_follows_predicts_rule_after_set_params():
     assert reg.training_loss(500.0) < before_loss
     refit = clone(reg).fit(X, y)
     assert refit.training_loss() == pytest.approx(reg.training_loss(500.0), rel=1e-10)
+
+
+# ------------------------------------------------------------------ kernel rows on the fly
+def test_plan_memory_arithmetic_chooses_blocks_then_refuses(monkeypatch):
+    """n = 10,000: eigh 4 GB, dense 1.6 GB, packed 0.44 GB, blocks 0.08 GB basis + 128 MiB."""
+    import sklearn_ntk._validation as val
+    from sklearn_ntk.exceptions import PerformanceWarning
+
+    n = 10_000
+    blocks = dynamics_mod.exact_memory_bytes(n, "blocks")
+    assert blocks == 8 * n * 1001 + 4 * 2**25
+    assert dynamics_mod.exact_memory_bytes(n, "packed") == int(0.55 * 8 * n * n)
+    monkeypatch.setattr(val, "available_memory_bytes", lambda: 500 * 2**20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plan_exact(n) == "lanczos-packed"
+    monkeypatch.setattr(val, "available_memory_bytes", lambda: blocks + 1)
+    with pytest.warns(PerformanceWarning, match=r"evaluates the whole kernel again.*"
+                                                r"n_components=1000"):
+        assert plan_exact(n) == "lanczos-blocks"
+    monkeypatch.setattr(val, "available_memory_bytes", lambda: blocks - 1)
+    with pytest.raises(MemoryError, match=r"on the fly\) needs 0\.20 GiB but only 0\.20 GiB.*"
+                                          r"n_components=1000"):
+        plan_exact(n)
+    with pytest.raises(MemoryError, match=r"eigendecomposition\) needs 3\.73 GiB.*n_components"):
+        plan_exact(n, needs_factorisation=True)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_blocks_on_the_fly_equal_the_dense_path(monkeypatch, weighted):
+    from sklearn_ntk.exceptions import PerformanceWarning
+
+    X, y = _data(n=150)
+    Xt, _ = _data(n=9, seed=3)
+    w = np.linspace(0.5, 2.0, len(X)) if weighted else None
+
+    def fake_check(n_bytes, what):
+        if "on the fly" not in what:
+            raise MemoryError(f"{what} needs {n_bytes} bytes; only a little is available")
+
+    monkeypatch.setattr(dynamics_mod, "check_memory", fake_check)
+    reg = NTKRegressor(NTKKernel(depth=2), t=40.0, alpha=1e-4, batch_size=32)
+    with pytest.warns(PerformanceWarning, match="block by block"):
+        reg.fit(X, y, sample_weight=w)
+    assert isinstance(reg._dyn.operator, BlockKernelOperator)
+    monkeypatch.undo()
+    ref = NTKRegressor(NTKKernel(depth=2), t=40.0, alpha=1e-4, solver="eigh")
+    ref.fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(reg.predict(Xt), ref.predict(Xt), rtol=1e-6, atol=1e-9)
+    staged = list(reg.staged_predict(Xt, [1.0, 1e4, np.inf]))
+    ref_staged = list(ref.staged_predict(Xt, [1.0, 1e4, np.inf]))
+    np.testing.assert_allclose(staged, ref_staged, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(reg._dyn.operator.diagonal(), np.diag(NTKKernel(depth=2)(X)),
+                               rtol=1e-12)

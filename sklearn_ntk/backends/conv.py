@@ -29,6 +29,7 @@ __all__ = ["encode", "pairs", "self_pass", "working_bytes"]
 
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
+_ijit = numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 
 OP_CONV, OP_ACT, OP_GAP, OP_GSP, OP_FLATTEN = 0, 1, 2, 3, 4
 
@@ -300,6 +301,9 @@ def _activation(code, p0, p1, va, vb, same, full, P, n0, t0):
         _activation_grad(code, p0, p1, va, vb, same, full, P, n0, t0)
         return
     nv, tv, a_, b_ = n0[0], t0[0], va[0], vb[0]
+    if fused._is_angle(code):
+        _angle_activation(code, p0, p1, a_, b_, same, full, P, nv, tv)
+        return
     for p in range(P):
         a = a_[p]
         for q in range(P if full else 1):
@@ -311,23 +315,94 @@ def _activation(code, p0, p1, va, vb, same, full, P, n0, t0):
 
 
 @_jit
+def _angle_activation(code, p0, p1, a_, b_, same, full, P, nv, tv):
+    """:func:`_activation` for angle activations: vectorised rows, then the exact ``same`` entries."""
+    sa = np.sqrt(a_)
+    sb = np.sqrt(b_)
+    keep = np.empty((2, P))
+    for p in range(P):  # the entries a sample pairs with itself, before they are overwritten
+        e = p * P + p if full else p
+        keep[0, p] = nv[e]
+        keep[1, p] = tv[e]
+    if full:
+        for p in range(P):
+            row = slice(p * P, p * P + P)
+            ap, sap = a_[p : p + 1], sa[p : p + 1]
+            fused.angle_activation(code, p0, p1, ap, sap, b_, sb, nv[row], tv[row])
+    else:
+        fused.angle_activation(code, p0, p1, a_, sa, b_, sb, nv, tv)
+    if not same:
+        return
+    for p in range(P):
+        e = p * P + p if full else p
+        t, td = _moments(code, p0, p1, a_[p], b_[p], keep[0, p], True)
+        nv[e] = t
+        tv[e] = td * keep[1, p]
+
+
+@_jit
 def _activation_grad(code, p0, p1, va, vb, same, full, P, n0, t0):
     """:func:`_activation` with the tangents (components 1, 2) through the closed forms' partials."""
+    if fused._is_angle(code):
+        _angle_activation_grad(code, p0, p1, va, vb, same, full, P, n0, t0)
+        return
     for p in range(P):
         for q in range(P if full else 1):
             e = p * P + q if full else p
             qq = q if full else p
-            t, td, ta, tb, tc, tda, tdb, tdc = _moments_grad(
+            r = _moments_grad(
                 code, p0, p1, va[0, p], vb[0, qq], n0[0, e], same and (p == q or not full)
             )
-            for k in range(1, 3):
-                da = va[k, p]
-                db = vb[k, qq]
-                dc = n0[k, e]
-                n0[k, e] = ta * da + tb * db + tc * dc
-                t0[k, e] = (tda * da + tdb * db + tdc * dc) * t0[0, e] + td * t0[k, e]
-            n0[0, e] = t
-            t0[0, e] = td * t0[0, e]
+            _chain_entry(r, va, vb, p, qq, e, n0, t0)
+
+
+@_ijit
+def _chain_entry(r, va, vb, p, q, e, n0, t0):
+    """Apply the moments and partials ``r`` of :func:`fused._moments_grad` to entry ``e``."""
+    t, td, ta, tb, tc, tda, tdb, tdc = r
+    for k in range(1, 3):
+        da = va[k, p]
+        db = vb[k, q]
+        dc = n0[k, e]
+        n0[k, e] = ta * da + tb * db + tc * dc
+        t0[k, e] = (tda * da + tdb * db + tdc * dc) * t0[0, e] + td * t0[k, e]
+    n0[0, e] = t
+    t0[0, e] = td * t0[0, e]
+
+
+@_jit
+def _angle_activation_grad(code, p0, p1, va, vb, same, full, P, n0, t0):
+    """:func:`_activation_grad` for angle activations: branch-free loops over the entries
+    (:func:`fused._angle_partials`), then the exact ``same`` entries by the scalar branch."""
+    relu, diff2, even = fused._angle_params(code, p0, p1)
+    sa = np.sqrt(va[0])
+    sb = np.sqrt(vb[0])
+    keep = np.empty((6, P))
+    for p in range(P):  # the entries a sample pairs with itself, before they are overwritten
+        e = p * P + p if full else p
+        for k in range(3):
+            keep[k, p] = n0[k, e]
+            keep[3 + k, p] = t0[k, e]
+    if full:
+        for p in range(P):
+            a, s = va[0, p], sa[p]
+            for q in range(P):
+                e = np.uint64(p * P) + np.uint64(q)  # unsigned: no wraparound, the loop vectorises
+                r = fused._angle_partials(relu, diff2, even, a, vb[0, q], s * sb[q], n0[0, e])
+                _chain_entry(r, va, vb, p, q, e, n0, t0)
+    else:
+        for p in range(P):
+            r = fused._angle_partials(relu, diff2, even, va[0, p], vb[0, p], sa[p] * sb[p], n0[0, p])
+            _chain_entry(r, va, vb, p, p, p, n0, t0)
+    if not same:
+        return
+    for p in range(P):
+        e = p * P + p if full else p
+        for k in range(3):
+            n0[k, e] = keep[k, p]
+            t0[k, e] = keep[3 + k, p]
+        r = _moments_grad(code, p0, p1, va[0, p], vb[0, p], n0[0, e], True)
+        _chain_entry(r, va, vb, p, p, e, n0, t0)
 
 
 @_jit

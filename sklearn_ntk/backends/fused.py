@@ -20,8 +20,11 @@ For closed-form activations all layers are fused into one compiled, parallel pas
 ``(n, m)`` output (:func:`_pairs_values`, :func:`_pairs_grad`): the matrix is read and written once,
 only the upper triangle is computed when ``Y is None``, and the diagonal entries of ``k(X)`` take
 the exact :math:`\\theta = 0` branch, so they carry no round-off in the angle and their derivative
-is exact. The per-row variances :math:`\\Sigma^l(x, x)` of every layer are computed beforehand in
-``O(n (d + depth))`` (:func:`_diag_values`), which is also how ``diag(X)`` is evaluated.
+is exact. Within a row the layers run outer and the pairs inner; for the angle activations
+(abs-ReLU family, sign) the inner loop is branch-free (:func:`_angle_core`, with the arccos of
+:mod:`sklearn_ntk.backends.vecmath`) and compiles to SIMD code. The per-row variances
+:math:`\\Sigma^l(x, x)` of every layer are computed beforehand in ``O(n (d + depth))``
+(:func:`_diag_values`), which is also how ``diag(X)`` is evaluated.
 
 Forward-mode derivatives with respect to :math:`\\log\\sigma_b` and :math:`\\log\\sigma_w` are
 propagated alongside (``grad`` variants) through the chain rule with the partial derivatives of
@@ -43,7 +46,7 @@ from ..activations import (
     CODE_SIGN,
     CODE_SIN,
 )
-from . import hermite
+from . import hermite, vecmath
 from .hermite import moments_rows, pair_moments, row_table
 
 _PI = math.pi
@@ -51,12 +54,14 @@ _TWO_PI = 2.0 * math.pi
 _RHO_SNAP = 1e-14
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
+_ijit = numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 
 
 # --------------------------------------------------------------------------------------------------
 # inputs of the first layer: |x|^2 / d and the Gram matrix X Y^T / d, blocked and overflow-safe
 # --------------------------------------------------------------------------------------------------
 _GRAM_BLOCK_BYTES = 1 << 26  # temporaries of one block of Gram rows (64 MiB)
+_GRAM_MIN_ROWS = 256  # rows of one triangular Gram block at least (keeps the products efficient)
 _SCALE_ABOVE = 2.0**256  # inputs with larger entries are scaled by a power of two (exact)
 
 
@@ -102,6 +107,8 @@ def gram_matrix(X, Y=None, out=None, block_bytes=_GRAM_BLOCK_BYTES):
     if out is None:
         out = np.empty((n, m))
     step = max(1, min(n, block_bytes // (8 * max(m, 1))))
+    if sym:  # blocks of the upper triangle: thin enough that little below the diagonal is computed
+        step = min(step, max(_GRAM_MIN_ROWS, -(-n // 16)))
     for i0 in range(0, n, step):
         i1 = min(n, i0 + step)
         j0 = i0 if sym else 0
@@ -434,22 +441,153 @@ def _diag_grad(code, p0, p1, w2, b2, depth, sq):
     return hist, dhist, ntk, dntk
 
 
+@_ijit
+def _angle_params(code, p0, p1):
+    """``(relu, diff2, even)`` of an angle activation for :func:`_angle_core`."""
+    return code == CODE_AB_RELU, (p0 - p1) * (p0 - p1), (p0 * p0 + p1 * p1) * _PI
+
+
+@_ijit
+def _angle_core(relu, diff2, even, a, b, q, c):
+    """Branch-free closed form of an angle activation: ``(ok, rho, theta, sin theta, T, Tdot)``.
+
+    What :func:`_angle` + :func:`_moments` compute for ``same=False`` (the same snapping of
+    ``|1 - rho| < 1e-14``), given ``q = sqrt(a) sqrt(b)``; ``relu`` selects the abs-ReLU family
+    (``diff2 = (p0 - p1)^2``, ``even = (p0^2 + p1^2) pi``), otherwise sign. Selects only and
+    :mod:`~sklearn_ntk.backends.vecmath`, so that loops calling it compile to SIMD code.
+    """
+    rho = c / q
+    rho = 1.0 if rho >= 1.0 - _RHO_SNAP else rho
+    rho = -1.0 if rho <= -1.0 + _RHO_SNAP else rho
+    th = vecmath.acos(rho)
+    st = math.sqrt(abs((1.0 - rho) * (1.0 + rho)))  # abs: see vecmath
+    td_relu = (even - diff2 * th) / _TWO_PI
+    t_relu = diff2 * q * st / _TWO_PI + td_relu * q * rho
+    t = t_relu if relu else 1.0 - 2.0 * th / _PI
+    td = td_relu if relu else 0.0
+    ok = (a > 0.0) & (b > 0.0)
+    return ok, rho, th, st, (t if ok else 0.0), (td if ok else 0.0)
+
+
 @_jit
-def _row_values(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out):
-    """One row of :func:`_pairs_values`."""
-    m = gram.shape[1]
+def _angle_layer(code, p0, p1, w2, b2, a, sa, hb, sb, s_row, t_row):
+    """One layer of an angle activation (abs-ReLU family or sign) over a row of pairs, in place.
+
+    ``s_row``/``t_row`` hold (Sigma, Theta) of the pairs of one row, ``a``/``sa`` the variance of
+    the row and its square root, ``hb``/``sb`` those of the columns (all arrays of one length,
+    indexed from 0: a loop from an unknown start defeats LLVM's dependence analysis).
+    Vectorised (:func:`_angle_core`).
+    """
+    relu, diff2, even = _angle_params(code, p0, p1)
+    for j in range(s_row.shape[0]):
+        t, td = _angle_core(relu, diff2, even, a, hb[j], sa * sb[j], s_row[j])[4:]
+        s_new = w2 * t + b2
+        t_row[j] = s_new + w2 * td * t_row[j]
+        s_row[j] = s_new
+
+
+@_jit
+def angle_activation(code, p0, p1, ha, sa, hb, sb, n_row, t_row):
+    """Activation step of an angle activation over entries, in place: Sigma <- T, Theta <- Tdot Theta.
+
+    ``ha``/``sa`` and ``hb``/``sb``: variances of the two members of each entry and their square
+    roots, as arrays of the entries' length (any of them may be a length-1 array, broadcast).
+    No entry takes the ``same`` branch (callers redo those). Vectorised (:func:`_angle_core`).
+    """
+    relu, diff2, even = _angle_params(code, p0, p1)
+    if ha.shape[0] == 1:
+        a, s = ha[0], sa[0]
+        for j in range(n_row.shape[0]):
+            t, td = _angle_core(relu, diff2, even, a, hb[j], s * sb[j], n_row[j])[4:]
+            n_row[j] = t
+            t_row[j] = td * t_row[j]
+    else:
+        for j in range(n_row.shape[0]):
+            t, td = _angle_core(relu, diff2, even, ha[j], hb[j], sa[j] * sb[j], n_row[j])[4:]
+            n_row[j] = t
+            t_row[j] = td * t_row[j]
+
+
+@_jit
+def _erf_layer(w2, b2, a, hb, s_row, t_row):
+    """One erf layer over a row of pairs, in place, vectorised (:func:`_angle_layer`'s layout).
+
+    The arithmetic of :func:`_moments` for ``same=False`` (with ``vecmath.asin``). Returns
+    ``False`` without touching the row when a variance exceeds ``_HUGE`` (then the scalar
+    closed form, which rescales, is used).
+    """
+    big = a > _HUGE
+    for j in range(hb.shape[0]):
+        big |= hb[j] > _HUGE
+    if big:
+        return False
+    da = 1.0 + 2.0 * a
+    for j in range(s_row.shape[0]):
+        b = hb[j]
+        c = s_row[j]
+        ab_c2 = a * b - c * c
+        ab_c2 = ab_c2 if ab_c2 > 0.0 else 0.0
+        r = 2.0 * c / math.sqrt(abs(da * (1.0 + 2.0 * b)))  # abs: see vecmath
+        r = 1.0 if r > 1.0 else r
+        r = -1.0 if r < -1.0 else r
+        t = 2.0 / _PI * vecmath.asin(r)
+        td = 4.0 / _PI / math.sqrt(abs(1.0 + 2.0 * a + 2.0 * b + 4.0 * ab_c2))
+        s_new = w2 * t + b2
+        t_row[j] = s_new + w2 * td * t_row[j]
+        s_row[j] = s_new
+    return True
+
+
+@_jit
+def _is_angle(code):
+    """Whether :func:`_angle_layer` handles activation ``code``."""
+    return code == CODE_AB_RELU or code == CODE_SIGN
+
+
+@_jit
+def _row_layers(i, code, p0, p1, w2, b2, depth, g_row, hx, shx, hy, shy, sym, s_row, t_row):
+    """All layers for the pairs of row ``i``: ``g_row`` (Gram row) -> ``(s_row, t_row)``.
+
+    ``s_row`` or ``t_row`` may be ``g_row`` itself (each element is read before it is written).
+    The layers run outer, the pairs of the row inner: the pairs are independent, so the inner
+    loop vectorises (angle activations, erf) or at least pipelines; the row stays in cache
+    between layers. With ``sym`` only ``j >= i`` is computed and the diagonal takes the exact
+    ``same`` branch.
+    """
+    m = g_row.shape[0]
     j0 = i if sym else 0
-    # layer-outer loop over the row: the pairs of a row are independent, so this loop pipelines
-    # (a pair's own layers form a dependency chain); the row stays in cache between layers
     for j in range(j0, m):
-        s = hx[0, i] if sym and i == j else _input_dense(gram[i, j], w2, b2)[0]
-        nngp_out[i, j] = s
-        ntk_out[i, j] = s
+        v = w2 * g_row[j] + b2
+        s_row[j] = v
+        t_row[j] = v
+    angle = _is_angle(code)
     for layer in range(depth):
         a = hx[layer, i]
+        if angle:
+            hb, sb = hy[layer, j0:], shy[layer, j0:]
+            _angle_layer(code, p0, p1, w2, b2, a, shx[layer, i], hb, sb, s_row[j0:], t_row[j0:])
+            continue
+        if code == CODE_ERF and _erf_layer(w2, b2, a, hy[layer, j0:], s_row[j0:], t_row[j0:]):
+            continue
         for j in range(j0, m):
-            t, td = _moments(code, p0, p1, a, hy[layer, j], nngp_out[i, j], sym and i == j)
-            nngp_out[i, j], ntk_out[i, j] = _dense(t, td, ntk_out[i, j], w2, b2)
+            t, td = _moments(code, p0, p1, a, hy[layer, j], s_row[j], False)
+            s_row[j], t_row[j] = _dense(t, td, t_row[j], w2, b2)
+    if sym:  # the diagonal: exact theta = 0 at every layer
+        s = hx[0, i]
+        th = s
+        for _ in range(depth):
+            t, td = _moments(code, p0, p1, s, s, s, True)
+            s, th = _dense(t, td, th, w2, b2)
+        s_row[i] = s
+        t_row[i] = th
+
+
+@_jit
+def _row_values(i, code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, nngp_out, ntk_out):
+    """One row of :func:`_pairs_values`."""
+    _row_layers(
+        i, code, p0, p1, w2, b2, depth, gram[i], hx, shx, hy, shy, sym, nngp_out[i], ntk_out[i]
+    )
 
 
 @_pjit
@@ -461,37 +599,30 @@ def _pairs_values(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_
     ``nngp_out`` may be ``gram`` itself (each element is read before it is written).
     """
     n = gram.shape[0]
+    shx = np.sqrt(hx)
+    shy = shx if sym else np.sqrt(hy)
+    args = (code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, nngp_out, ntk_out)
     if sym:
         for task in numba.prange((n + 1) // 2):
-            _row_values(task, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out)
+            _row_values(task, *args)
             other = n - 1 - task
             if other != task:
-                _row_values(
-                    other, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out
-                )
+                _row_values(other, *args)
     else:
         for i in numba.prange(n):
-            _row_values(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out)
+            _row_values(i, *args)
 
 
 @_jit
-def _row_single(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk):
-    """One row of :func:`_pairs_single`: the state lives in row scratch, the result overwrites it."""
-    m = gram.shape[1]
-    j0 = i if sym else 0
-    s_row = np.empty(m)
-    t_row = np.empty(m)
-    for j in range(j0, m):
-        s = hx[0, i] if sym and i == j else _input_dense(gram[i, j], w2, b2)[0]
-        s_row[j] = s
-        t_row[j] = s
-    for layer in range(depth):
-        a = hx[layer, i]
-        for j in range(j0, m):
-            t, td = _moments(code, p0, p1, a, hy[layer, j], s_row[j], sym and i == j)
-            s_row[j], t_row[j] = _dense(t, td, t_row[j], w2, b2)
-    for j in range(j0, m):
-        gram[i, j] = t_row[j] if want_ntk else s_row[j]
+def _row_single(i, code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, want_ntk):
+    """One row of :func:`_pairs_single`: the wanted output is computed in place in the Gram row,
+    the other one in row scratch."""
+    g_row = gram[i]
+    scratch = np.empty(g_row.shape[0])
+    if want_ntk:
+        _row_layers(i, code, p0, p1, w2, b2, depth, g_row, hx, shx, hy, shy, sym, scratch, g_row)
+    else:
+        _row_layers(i, code, p0, p1, w2, b2, depth, g_row, hx, shx, hy, shy, sym, g_row, scratch)
 
 
 @_pjit
@@ -499,64 +630,151 @@ def _pairs_single(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk):
     """:func:`_pairs_values` for one output (NTK or NNGP), written over ``gram`` in place:
     one n x m array in all (half the memory of both outputs)."""
     n = gram.shape[0]
+    shx = np.sqrt(hx)
+    shy = shx if sym else np.sqrt(hy)
+    args = (code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, want_ntk)
     if sym:
         for task in numba.prange((n + 1) // 2):
-            _row_single(task, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk)
+            _row_single(task, *args)
             other = n - 1 - task
             if other != task:
-                _row_single(other, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk)
+                _row_single(other, *args)
     else:
         for i in numba.prange(n):
-            _row_single(i, code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk)
+            _row_single(i, *args)
 
 
 @_jit
-def _row_grad(i, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out):
-    """One row (j >= i) of :func:`_pairs_grad`."""
+def _pair_grad(i, j, code, p0, p1, w2, b2, depth, gram, hx, dhx):
+    """One pair of :func:`_pairs_grad` with the scalar closed forms: (Sigma, Theta) and tangents.
+
+    Returns ``(s, ds_b, ds_w, th, dth_b, dth_w)``; ``i == j`` takes the exact ``same`` branch.
+    """
+    same = i == j
+    if same:
+        s = hx[0, i]
+        ds_b = dhx[0, i, 0]
+        ds_w = dhx[0, i, 1]
+    else:
+        s, ds_b, ds_w = _input_dense(gram[i, j], w2, b2)
+    th, dth_b, dth_w = s, ds_b, ds_w
+    for layer in range(depth):
+        t, td, ta, tb, tc, tda, tdb, tdc = _moments_grad(
+            code, p0, p1, hx[layer, i], hx[layer, j], s, same
+        )
+        da_b = dhx[layer, i, 0]
+        da_w = dhx[layer, i, 1]
+        db_b = dhx[layer, j, 0]
+        db_w = dhx[layer, j, 1]
+        dt_b = ta * da_b + tb * db_b + tc * ds_b
+        dt_w = ta * da_w + tb * db_w + tc * ds_w
+        dtd_b = tda * da_b + tdb * db_b + tdc * ds_b
+        dtd_w = tda * da_w + tdb * db_w + tdc * ds_w
+        ds_b, dth_b = _dense_tangent(t, td, th, dt_b, dtd_b, dth_b, w2, b2, False)
+        ds_w, dth_w = _dense_tangent(t, td, th, dt_w, dtd_w, dth_w, w2, b2, True)
+        s, th = _dense(t, td, th, w2, b2)
+    return s, ds_b, ds_w, th, dth_b, dth_w
+
+
+@_ijit
+def _angle_partials(relu, diff2, even, a, b, q, c):
+    """:func:`_angle_core` with the partials: ``(T, Tdot, Ta, Tb, Tc, Tdot_a, Tdot_b, Tdot_c)``.
+
+    Branch-free; what :func:`_moments_grad` computes for ``same=False``.
+    """
+    ok, rho, _, sn, t, td = _angle_core(relu, diff2, even, a, b, q, c)
+    kfac = diff2 / _TWO_PI if relu else 2.0 / _PI
+    kk = kfac / sn if sn != 0.0 else 0.0  # dTdot/drho (ReLU) or dT/drho (sign)
+    kk = kk if ok else 0.0
+    u = t - q * rho * td
+    dk_a = -kk * rho / (2.0 * a)
+    dk_b = -kk * rho / (2.0 * b)
+    ta = u / (2.0 * a) if relu else dk_a
+    tb = u / (2.0 * b) if relu else dk_b
+    tc = td if relu else kk / q
+    tda = dk_a if relu else 0.0
+    tdb = dk_b if relu else 0.0
+    tdc = kk / q if relu else 0.0
+    return (
+        t,
+        td,
+        ta if ok else 0.0,
+        tb if ok else 0.0,
+        tc if ok else 0.0,
+        tda if ok else 0.0,
+        tdb if ok else 0.0,
+        tdc if ok else 0.0,
+    )
+
+
+@_jit
+def _angle_layer_grad(code, p0, p1, w2, b2, a, sa, da, hb, sb, db_b, db_w, st):
+    """:func:`_angle_layer` with forward-mode tangents, in place over a row of pairs.
+
+    ``st`` is the (6, L) state ``(Sigma, dSigma_b, dSigma_w, Theta, dTheta_b, dTheta_w)``; ``da``
+    the tangents ``(b, w)`` of the row variance ``a``, ``db_b``/``db_w`` those of the columns.
+    Branch-free (:func:`_angle_partials`, :func:`_dense_tangent`).
+    """
+    relu, diff2, even = _angle_params(code, p0, p1)
+    for j in range(st.shape[1]):
+        b = hb[j]
+        t, td, ta, tb, tc, tda, tdb, tdc = _angle_partials(
+            relu, diff2, even, a, b, sa * sb[j], st[0, j]
+        )
+        th = st[3, j]
+        for k in range(2):  # (b, w)
+            dc = st[1 + k, j]
+            dbk = db_b[j] if k == 0 else db_w[j]
+            dt = ta * da[k] + tb * dbk + tc * dc
+            dtd = tda * da[k] + tdb * dbk + tdc * dc
+            ds, dth = _dense_tangent(t, td, th, dt, dtd, st[4 + k, j], w2, b2, k == 1)
+            st[1 + k, j] = ds
+            st[4 + k, j] = dth
+        st[0, j], st[3, j] = _dense(t, td, th, w2, b2)
+
+
+@_jit
+def _row_grad(i, code, p0, p1, w2, b2, depth, gram, hx, shx, dhx, dhb, dhw, want_ntk, k, dk):
+    """One row (j >= i) of :func:`_pairs_grad` into ``k``/``dk``."""
     n = gram.shape[0]
-    for j in range(i, n):
-        same = i == j
-        if same:
-            s = hx[0, i]
-            ds_b = dhx[0, i, 0]
-            ds_w = dhx[0, i, 1]
-        else:
-            s, ds_b, ds_w = _input_dense(gram[i, j], w2, b2)
-        th, dth_b, dth_w = s, ds_b, ds_w
+    if _is_angle(code):
+        st = np.empty((6, n - i))
+        for j in range(i, n):
+            st[0, j - i], st[1, j - i], st[2, j - i] = _input_dense(gram[i, j], w2, b2)
+            st[3, j - i], st[4, j - i], st[5, j - i] = st[0, j - i], st[1, j - i], st[2, j - i]
         for layer in range(depth):
-            t, td, ta, tb, tc, tda, tdb, tdc = _moments_grad(
-                code, p0, p1, hx[layer, i], hx[layer, j], s, same
-            )
-            da_b = dhx[layer, i, 0]
-            da_w = dhx[layer, i, 1]
-            db_b = dhx[layer, j, 0]
-            db_w = dhx[layer, j, 1]
-            dt_b = ta * da_b + tb * db_b + tc * ds_b
-            dt_w = ta * da_w + tb * db_w + tc * ds_w
-            dtd_b = tda * da_b + tdb * db_b + tdc * ds_b
-            dtd_w = tda * da_w + tdb * db_w + tdc * ds_w
-            ds_b, dth_b = _dense_tangent(t, td, th, dt_b, dtd_b, dth_b, w2, b2, False)
-            ds_w, dth_w = _dense_tangent(t, td, th, dt_w, dtd_w, dth_w, w2, b2, True)
-            s, th = _dense(t, td, th, w2, b2)
-        if want_ntk:
-            k_out[i, j] = th
-            dk_out[i, j, 0] = dth_b
-            dk_out[i, j, 1] = dth_w
-        else:
-            k_out[i, j] = s
-            dk_out[i, j, 0] = ds_b
-            dk_out[i, j, 1] = ds_w
+            a, sa, da = hx[layer, i], shx[layer, i], dhx[layer, i]
+            hb, sb, db_b, db_w = hx[layer, i:], shx[layer, i:], dhb[layer, i:], dhw[layer, i:]
+            _angle_layer_grad(code, p0, p1, w2, b2, a, sa, da, hb, sb, db_b, db_w, st)
+        r0 = 3 if want_ntk else 0
+        for j in range(i + 1, n):
+            k[i, j] = st[r0, j - i]
+            dk[i, j, 0] = st[r0 + 1, j - i]
+            dk[i, j, 1] = st[r0 + 2, j - i]
+        last = i + 1  # only the diagonal is left: the exact scalar branch
+    else:
+        last = n
+    r0 = 3 if want_ntk else 0
+    for j in range(i, last):
+        r = _pair_grad(i, j, code, p0, p1, w2, b2, depth, gram, hx, dhx)
+        k[i, j] = r[r0]
+        dk[i, j, 0] = r[r0 + 1]
+        dk[i, j, 1] = r[r0 + 2]
 
 
 @_pjit
 def _pairs_grad(code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out):
     """Symmetric k(X) and its gradient w.r.t. (log sigma_b, log sigma_w), upper triangle only."""
     n = gram.shape[0]
+    shx = np.sqrt(hx)
+    dhb = np.ascontiguousarray(dhx[:, :, 0])
+    dhw = np.ascontiguousarray(dhx[:, :, 1])
+    args = (code, p0, p1, w2, b2, depth, gram, hx, shx, dhx, dhb, dhw, want_ntk, k_out, dk_out)
     for task in numba.prange((n + 1) // 2):
-        _row_grad(task, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out)
+        _row_grad(task, *args)
         other = n - 1 - task
         if other != task:
-            _row_grad(other, code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out)
+            _row_grad(other, *args)
 
 
 @_pjit

@@ -79,12 +79,14 @@ def _agg_left(src, dst, n1, n2, r0, indptr, indices, data):
     """``dst = A1^T src``: node ``j`` receives ``A1[i, j] src[i]`` from every edge ``i -> j``."""
     for e in range(n1 * n2):
         dst[e] = 0.0
+    m = np.uint64(n2)  # unsigned offsets: no negative-index wraparound, the q loop vectorises
     for i in range(n1):
+        si = np.uint64(i) * m
         for k in range(indptr[r0 + i], indptr[r0 + i + 1]):
-            j = indices[k]
+            dj = np.uint64(indices[k]) * m
             a = data[k]
-            for q in range(n2):
-                dst[j * n2 + q] += a * src[i * n2 + q]
+            for q in range(m):
+                dst[dj + q] += a * src[si + q]
 
 
 @_jit
@@ -105,8 +107,39 @@ def _aggregate(x, tmp, n1, n2, r1, ip1, ix1, d1, r2, ip2, ix2, d2):
 
 
 @_jit
-def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, bufs, record):
-    """The whole network for the pair of graphs (i of gx, j of gy); returns (nngp, ntk)."""
+def _angle_nodes(code, p0, p1, h, ha, sa, hb, sb, ox, oy, n1, n2, same, sn, st):
+    """Angle activation over the node-pair state, one vectorised row of node pairs at a time.
+
+    ``ha[h]``/``sa[h]`` (``hb[h]``/``sb[h]``): the variances of the nodes of the first (second)
+    graph's batch at activation ``h`` and their square roots; ``ox``/``oy`` the offsets of the
+    two graphs. With ``same`` the node pairs (p, p) are redone by the exact scalar branch.
+    """
+    relu, diff2, even = fused._angle_params(code, p0, p1)
+    for p in range(n1):
+        e0 = p * n2
+        d = e0 + p
+        keep_n = sn[d] if same else 0.0
+        keep_t = st[d] if same else 0.0
+        a = ha[h, ox + p]
+        s = sa[h, ox + p]
+        for q in range(n2):  # no array slices here: their reference counts are shared by threads
+            e = np.uint64(e0 + q)  # unsigned: no negative-index wraparound in the loop body
+            b = np.uint64(oy + q)
+            t, td = fused._angle_core(relu, diff2, even, a, hb[h, b], s * sb[h, b], sn[e])[4:]
+            sn[e] = t
+            st[e] = td * st[e]
+        if same:
+            t, td = fused._moments(code, p0, p1, a, hb[h, oy + p], keep_n, True)
+            sn[d] = t
+            st[d] = td * keep_t
+
+
+@_jit
+def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, shx, shy, bufs, record):
+    """The whole network for the pair of graphs (i of gx, j of gy); returns (nngp, ntk).
+
+    ``shx``/``shy``: square roots of the variance histories (not read while ``record``ing them).
+    """
     Hx, offx, ipx, ixx, dx = gx
     Hy, offy, ipy, ixy, dy = gy
     n1 = offx[i + 1] - offx[i]
@@ -149,6 +182,10 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, bufs, record):
             if record:
                 for p in range(n1):
                     hx[h, offx[i] + p] = sn[p * n2 + p]
+            elif fused._is_angle(iops[r, 2]):
+                _angle_nodes(iops[r, 2], w2, b2, h, hx, shx, hy, shy, offx[i], offy[j],
+                             n1, n2, same, sn, st)
+                continue
             for p in range(n1):
                 a = hx[h, offx[i] + p]
                 for q in range(n2):
@@ -176,6 +213,8 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, bufs, record):
 @_pjit
 def _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk):
     n_tasks = (n + 1) // 2 if sym else n
+    shx = np.sqrt(hx)
+    shy = shx if sym else np.sqrt(hy)
     for task in numba.prange(n_tasks):
         bufs = np.empty((3, size))
         first = np.int64(task)
@@ -184,7 +223,8 @@ def _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk):
             if rep == 1 and i == first:
                 break
             for j in range(i if sym else 0, m):
-                s, t = _run_pair(i, j, sym and i == j, gx, gy, iops, fops, hx, hy, bufs, False)
+                same = sym and i == j
+                s, t = _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, shx, shy, bufs, False)
                 nngp[i, j] = s
                 ntk[i, j] = t
                 if sym:
@@ -196,7 +236,7 @@ def _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk):
 def _self(gx, n, size, iops, fops, hx, nngp, ntk):
     for i in numba.prange(n):
         bufs = np.empty((3, size))
-        s, t = _run_pair(i, i, True, gx, gx, iops, fops, hx, hx, bufs, True)
+        s, t = _run_pair(i, i, True, gx, gx, iops, fops, hx, hx, hx, hx, bufs, True)
         nngp[i] = s
         ntk[i] = t
 

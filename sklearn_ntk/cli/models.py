@@ -3,8 +3,11 @@
 Every model is wrapped in the same cross-validated :class:`~sklearn.pipeline.Pipeline`: imputation
 and one-hot encoding (when the data need them), :class:`~sklearn.preprocessing.StandardScaler`
 (for the convolutional NTK of image data, :class:`ImageScaler`), the model; regression targets
-are standardised too. Everything that is fitted on data (imputation
-statistics, categories, scaling) is therefore fitted on the training fold only.
+are standardised too. Everything that is fitted on data (imputation statistics, categories,
+scaling) is therefore fitted on the training fold only. The NTK and NNGP rows do the same steps
+in :class:`~sklearn_ntk.cli.ntk_search.NTKGridSearch`, which computes the kernel once per
+architecture and outer fold (the feature scaling of its inner folds is therefore that of the
+outer training fold).
 """
 
 from __future__ import annotations
@@ -100,13 +103,13 @@ def curve_times(quick):
 
 def _ntk(kind):
     def make(s):
-        from sklearn_ntk import FactorizationCache, NTKClassifier, NTKKernel, NTKRegressor
+        from sklearn_ntk import NTKClassifier, NTKKernel, NTKRegressor
 
+        # the template of an NTKGridSearch: one train kernel per (architecture, outer fold),
+        # searched over t and alpha as kernel="precomputed" with one eigendecomposition per
+        # inner split (see sklearn_ntk.cli.ntk_search)
         estimator = NTKRegressor if s.regression else NTKClassifier
-        # one eigendecomposition per (architecture, fold) shared by the grid's finite times
-        # (keyed by the kernel's values: identical scores); the kernel itself is still
-        # evaluated once per candidate
-        return estimator(kernel=NTKKernel(kind=kind), cache=FactorizationCache())
+        return estimator(kernel=NTKKernel(kind=kind))
 
     return make
 
@@ -217,12 +220,13 @@ class _Row:
     grid: Callable | None = None
     trace_t: bool = False
     image: bool = False  # scaled by ImageScaler (one factor) instead of StandardScaler
+    gram_search: bool = False  # searched by NTKGridSearch (one Gram per kernel setting)
 
 
 #: The comparison, in display order.
 MODEL_TABLE = (
-    _Row("NTK", "ntk", _ntk("ntk"), ntk_grid, trace_t=True),
-    _Row("NNGP", "ntk", _ntk("nngp"), ntk_grid, trace_t=True),
+    _Row("NTK", "ntk", _ntk("ntk"), ntk_grid, trace_t=True, gram_search=True),
+    _Row("NNGP", "ntk", _ntk("nngp"), ntk_grid, trace_t=True, gram_search=True),
     _Row("CNTK", "ntk", _cntk, image=True),
     _Row("GP (RBF)", "baseline", _gp),
     _Row("Kernel ridge (RBF)", "baseline", _kernel_ridge, _kernel_ridge_grid),
@@ -334,14 +338,20 @@ def build_models(dataset, sizing):
         model = row.make(sizing)
         if model is None:
             continue
-        wrapped = _wrap(model, dataset, sizing.regression, row.image)
-        if row.grid is not None:
-            if not sizing.inner_cv:
-                notes.append(
-                    f"{row.name} skipped: a training fold has too few rows (per class) for its "
-                    "inner grid search"
-                )
-                continue
-            wrapped = _search(wrapped, row.grid(sizing), sizing)
+        if row.grid is not None and not sizing.inner_cv:
+            notes.append(
+                f"{row.name} skipped: a training fold has too few rows (per class) for its "
+                "inner grid search"
+            )
+            continue
+        if row.gram_search:
+            from .ntk_search import NTKGridSearch
+
+            wrapped = NTKGridSearch(model, row.grid(sizing), cv=sizing.inner_cv,
+                                    preprocessor=preprocessor(dataset), n_jobs=sizing.n_jobs)
+        else:
+            wrapped = _wrap(model, dataset, sizing.regression, row.image)
+            if row.grid is not None:
+                wrapped = _search(wrapped, row.grid(sizing), sizing)
         models.append(ModelSpec(row.name, wrapped, row.family, row.trace_t))
     return models, notes

@@ -45,44 +45,13 @@ def _log_loss(estimator, X, y):
     return float(log_loss(y, proba, labels=estimator.classes_))
 
 
-def _regression_curve(best, data, times, score):
-    pipe, transformer = best.regressor_, best.transformer_
-    estimator = pipe[-1]
-    out = {}
-    for label, (X, y) in data.items():
-        Z = pipe[:-1].transform(X)
-        ys = transformer.transform(np.asarray(y, dtype=float).reshape(-1, 1)).ravel()
-        preds = np.asarray(list(estimator.staged_predict(Z, times)), dtype=np.float64)
-        preds = preds.reshape(len(times), Z.shape[0])
-        # R^2 is invariant under the common affine map back to the original units
-        out[label] = [float(score(ys, p)) for p in preds]
-    return out
-
-
-def _classification_curve(best, data, times, score):
-    estimator, classes = best[-1], best[-1].classes_
-    out = {}
-    for label, (X, y) in data.items():
-        Z = best[:-1].transform(X)
-        curve = []
-        for s in estimator.staged_decision_function(Z, times):
-            s = np.asarray(s)
-            idx = (s > 0).astype(int) if s.ndim == 1 else np.argmax(s, axis=1)
-            curve.append(float(score(y, classes[idx])))
-        out[label] = curve
-    return out
-
-
 def _t_curve(search, train, test, times, task):
     """Train and test score of the tuned NTK model (best depth/activation/alpha) against ``t``.
 
     One factorisation for all times (``staged_predict`` / ``staged_decision_function``).
     """
     _, score = scorer(task)
-    data = {"train": train, "test": test}
-    if task == "regression":
-        return _regression_curve(search.best_estimator_, data, times, score)
-    return _classification_curve(search.best_estimator_, data, times, score)
+    return search.t_curve({"train": train, "test": test}, times, score)
 
 
 def make_splits(dataset, cv, seed):

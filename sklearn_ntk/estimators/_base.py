@@ -1,17 +1,13 @@
-"""Parameters, validation, kernels and solver selection shared by the three estimators."""
+"""Kernels and solver selection shared by the three estimators (checks in ``_checks``)."""
 
 from __future__ import annotations
 
-from numbers import Integral, Real
-
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.gaussian_process.kernels import Kernel
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ..dynamics import (
-    FactorizationCache,
     KernelDynamics,
     KernelPair,
     blocked_apply,
@@ -20,8 +16,10 @@ from ..dynamics import (
     default_block_size,
     is_dask,
 )
-from ._inputs import copy_fit_inputs, kernel_kind, takes_graphs, validate_graph_data
+from ._checks import ParamsAndInputs
+from ._inputs import copy_fit_inputs, kernel_kind
 from ._paths import build_exact, eigh_with_cache, fit_nystrom
+from ._precomputed import PrecomputedPair, is_precomputed, refuse_covariance
 
 __all__ = ["NTKBase", "default_kernel"]
 
@@ -33,30 +31,7 @@ def default_kernel():
     return NTKKernel()
 
 
-def check_real(value, name, *, positive=False, allow_inf=False):
-    if isinstance(value, bool) or not isinstance(value, (Real, np.number)):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    v = float(value)
-    if np.isnan(v):
-        raise ValueError(f"{name} must not be NaN")
-    if not allow_inf and np.isinf(v):
-        raise ValueError(f"{name} must be finite, got {v}")
-    if positive and not v > 0:
-        raise ValueError(f"{name} must be > 0, got {v}")
-    if not positive and v < 0:
-        raise ValueError(f"{name} must be >= 0, got {v}")
-    return v
-
-
-def _check_count(value, name):
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(f"{name} must be None or a positive integer, got {value!r}")
-    return int(value)
-
-
-class NTKBase(BaseEstimator):
+class NTKBase(ParamsAndInputs, BaseEstimator):
     """Shared machinery; subclasses define ``fit``/``predict`` and ``_needs_nngp``."""
 
     #: whether the NNGP kernel is needed besides the dynamics kernel (covariances)
@@ -101,56 +76,9 @@ class NTKBase(BaseEstimator):
             del state["_dyn"]  # O(n^2): rebuilt on demand from X_fit_ and the targets
         return state
 
-    # ---------------------------------------------------------------- validation
-    def _check_params(self):
-        if self.kernel is not None and not isinstance(self.kernel, Kernel):
-            raise TypeError(
-                "kernel must be None (the default NTKKernel()) or a "
-                "sklearn.gaussian_process.kernels.Kernel instance, got "
-                f"{type(self.kernel).__name__}"
-            )
-        self._t = check_real(self.t, "t", allow_inf=True)
-        self._lr = check_real(self.learning_rate, "learning_rate", positive=True)
-        self._alpha = check_real(self.alpha, "alpha")
-        if self.dynamics not in ("flow", "gd"):
-            raise ValueError(f"dynamics must be 'flow' or 'gd', got {self.dynamics!r}")
-        if self.solver not in ("auto", "eigh", "lanczos"):
-            raise ValueError(f"solver must be 'auto', 'eigh' or 'lanczos', got {self.solver!r}")
-        _check_count(self.n_components, "n_components")
-        _check_count(self.batch_size, "batch_size")
-        if self.cache is not None and not isinstance(self.cache, FactorizationCache):
-            raise TypeError("cache must be None or a sklearn_ntk.dynamics.FactorizationCache, "
-                            f"got {type(self.cache).__name__}")
-        if self.progress not in (True, False, "auto"):
-            raise ValueError(f"progress must be True, False or 'auto', got {self.progress!r}")
-
     def _ensemble_kind(self):
         """Which ensemble the dynamics kernel belongs to: the kernel's declared ``kind``."""
         return kernel_kind(self.kernel_) or "ntk"
-
-    def _validate_fit_data(self, X, y, **kw):
-        """``validate_data`` for arrays; shape checks only for dask arrays (kept lazy)."""
-        if is_dask(X):
-            if X.ndim != 2:
-                raise ValueError(f"X must be 2-D, got shape {X.shape}")
-            if y is None or y.shape[0] != X.shape[0]:
-                raise ValueError("X and y have inconsistent numbers of samples")
-            self.n_features_in_ = X.shape[1]
-            return X.astype(np.float64), y
-        if takes_graphs(self.kernel):
-            return validate_graph_data(self, X, y, **kw)
-        return validate_data(self, X, y, dtype=np.float64, ensure_all_finite=True, **kw)
-
-    def _validate_predict_X(self, X):
-        check_is_fitted(self)
-        if is_dask(X):
-            if X.ndim != 2 or X.shape[1] != self.n_features_in_:
-                raise ValueError(f"X has {X.shape[-1]} features, but {type(self).__name__} is "
-                                 f"expecting {self.n_features_in_} features as input")
-            return X.astype(np.float64)
-        if takes_graphs(self.kernel_):
-            return validate_graph_data(self, X, reset=False)
-        return validate_data(self, X, reset=False, dtype=np.float64, ensure_all_finite=True)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "dual_coef_")
@@ -158,6 +86,10 @@ class NTKBase(BaseEstimator):
     # ---------------------------------------------------------------- kernels
     def _pair(self, need_nngp=None):
         need = self._needs_nngp if need_nngp is None else need_nngp
+        if is_precomputed(self.kernel_):
+            if need:
+                raise refuse_covariance("this prediction")
+            return PrecomputedPair(self._gram)
         return KernelPair(self.kernel_, self._ensemble_kind(), need)
 
     def _nngp_kernel(self):
@@ -174,7 +106,8 @@ class NTKBase(BaseEstimator):
     def _fit_dynamics(self, X, Y, sample_weight):
         """Validate params, choose the path, fit; sets ``X_fit_``, ``dual_coef_`` (2-D)."""
         self._check_params()
-        self.kernel_ = self._new_default_kernel() if self.kernel is None else clone(self.kernel)
+        self.kernel_ = self._new_default_kernel() if self.kernel is None else clone(
+            self.kernel, safe=False)
         n = X.shape[0]
         w = check_sample_weight(sample_weight, n) if not is_dask(sample_weight) else sample_weight
         if self.n_components is not None:
@@ -188,9 +121,14 @@ class NTKBase(BaseEstimator):
 
     def _fit_exact(self, X, Y, w):
         keep = slice(None) if w is None else w > 0
-        X, Y = X[keep], Y[keep]
+        if self._precomputed():  # the fit "inputs" are the kept rows' indices
+            self.X_fit_ = np.arange(X.shape[0])[keep]
+            full = len(self.X_fit_) == X.shape[0]  # a copy either way: the user keeps theirs
+            self._gram = X.copy() if full else X[np.ix_(self.X_fit_, self.X_fit_)]
+        else:
+            self.X_fit_ = copy_fit_inputs(X[keep])
+        Y = Y[keep]
         w = None if w is None or np.all(w[keep] == 1.0) else w[keep]
-        self.X_fit_ = copy_fit_inputs(X)
         self._fit_targets = (np.array(Y, copy=True), None if w is None else w.copy())
         self.n_components_ = None
         self._build_exact()
@@ -199,7 +137,11 @@ class NTKBase(BaseEstimator):
         """The exact solver from the fitted data (at fit, and again after unpickling)."""
         Y, w = self._fit_targets
         cov = self._needs_nngp if needs_covariance is None else needs_covariance
-        self._dyn = build_exact(self._pair(cov), self.X_fit_, Y, w, solver=self.solver,
+        if is_precomputed(self.kernel_):  # means only (covariances are refused)
+            cov, inputs = False, np.arange(len(Y))
+        else:
+            inputs = self.X_fit_
+        self._dyn = build_exact(self._pair(cov), inputs, Y, w, solver=self.solver,
                                 needs_covariance=cov,
                                 block_size=self._block_size(len(Y), len(Y)),
                                 **self._dynamics_params())
@@ -234,6 +176,8 @@ class NTKBase(BaseEstimator):
     # ---------------------------------------------------------------- covariance
     def _covariance(self, X, diag):
         """Covariance over initialisations at the fitted ``t`` (``diag``: the variances)."""
+        if is_precomputed(self.kernel_):
+            raise refuse_covariance("return_std, return_cov and sample_y")
         prior_kernel = self._nngp_kernel()
         prior = prior_kernel.diag(X) if diag else prior_kernel(X)
         dyn_td, nngp_td = self._kernel_rows(X, need_nngp=True)
@@ -273,6 +217,11 @@ class NTKBase(BaseEstimator):
 
     def _kernel_rows(self, X, need_nngp=False):
         """``(dyn(X, X_fit_), nngp(X, X_fit_) or None)`` in one pass."""
+        if is_precomputed(self.kernel_):  # X is the test x train kernel: keep fitted columns
+            if need_nngp:
+                raise refuse_covariance("this prediction")
+            full = len(self.X_fit_) == self.n_features_in_
+            return (X if full else X[:, self.X_fit_]), None
         return self._pair(need_nngp)(X, self.X_fit_)
 
     def _linear(self, X, W):
@@ -293,6 +242,11 @@ class NTKBase(BaseEstimator):
         flat = W.transpose(1, 0, 2).reshape(n_fit, T * k)
         out = np.asarray(self._linear(X, flat))
         return out.reshape(-1, T, k).transpose(1, 0, 2)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.pairwise = self._precomputed()
+        return tags
 
     @property
     def train_spectrum_(self):

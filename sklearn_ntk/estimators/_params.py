@@ -1,11 +1,20 @@
 """The parameter documentation shared by the three estimators."""
 
 PARAMS_DOC = r"""
-    kernel : sklearn.gaussian_process.kernels.Kernel, default=None
+    kernel : sklearn.gaussian_process.kernels.Kernel or "precomputed", default=None
         The neural tangent kernel :math:`\Theta`. ``None`` means ``NTKKernel()`` (the default
         fully-connected ReLU network). Any scikit-learn kernel is accepted: the dynamics are then
         those of kernel gradient descent with that kernel. Grid search reaches its parameters as
-        ``kernel__<name>`` (e.g. ``kernel__depth``).
+        ``kernel__<name>`` (e.g. ``kernel__depth``). ``"precomputed"``: ``X`` is a kernel
+        matrix you computed -- the symmetric ``(n_train, n_train)`` train kernel at ``fit``,
+        the ``(n_test, n_train)`` kernel between test and *all* training rows at prediction
+        (the estimator is then pairwise: ``GridSearchCV`` and ``cross_val_predict`` slice rows
+        and columns, as for ``SVC(kernel="precomputed")``). The matrix is the kernel that
+        drives the dynamics, so means (``predict``, ``decision_function``, ``staged_*``) are
+        available; covariances (``return_std``, ``return_cov``, ``sample_y``,
+        ``predict_proba``) also need the NNGP kernel and the test diagonal and are refused,
+        and ``n_components`` needs a kernel object. ``X_fit_`` then holds the indices of the
+        training rows used (those with positive weight).
     t : float, default=np.inf
         Training time in steps, ``>= 0`` (``np.inf``: trained to convergence).
     learning_rate : float, default=1.0
@@ -23,7 +32,9 @@ PARAMS_DOC = r"""
         ``t``) or Cholesky factorisation (``t=inf``) of the train kernel. ``"lanczos"``:
         matrix-free -- a Lanczos evaluation of the spectral filter (one Krylov basis for every
         ``t``, about 1e-9 relative accuracy) and conjugate gradients at ``t=inf``, on the dense
-        kernel or, when that does not fit in memory, on one packed symmetric triangle.
+        kernel or, when that does not fit in memory, on one packed symmetric triangle, or, when
+        neither fits, on kernel rows evaluated block by block at every iteration (slow: a
+        ``PerformanceWarning`` says so).
         ``"auto"``: ``"eigh"`` up to 20,000 samples when it fits in memory, else ``"lanczos"``;
         a ``MemoryError`` says how much is needed when nothing fits.
     n_components : int, default=None

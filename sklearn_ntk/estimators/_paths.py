@@ -11,7 +11,8 @@ from ..dynamics import (
     nystrom_reductions,
     plan_exact,
 )
-from ..linalg.operators import PackedOperator, packed_kernel
+from ..linalg.operators import BlockKernelOperator, PackedOperator, packed_kernel
+from ._precomputed import PrecomputedPair
 
 __all__ = ["build_exact", "eigh_with_cache", "fit_nystrom"]
 
@@ -25,12 +26,24 @@ def build_exact(pair, X, Y, w, *, solver, needs_covariance, block_size, learning
                       n_kernels=n_kernels)
     common = dict(learning_rate=learning_rate, alpha=alpha, kind=kind, dynamics=dynamics,
                   sample_weight=w, check_input=False)
+    if isinstance(pair, PrecomputedPair) and plan != "eigh":
+        plan = "lanczos-dense"  # the user's matrix is already held: no other storage helps
     if plan == "lanczos-packed":
         packed = packed_kernel(lambda s, e: pair(X[s:e], X[:e])[0], n, block_size)
         return KernelDynamics(PackedOperator(packed, n), Y, **common)
+    if plan == "lanczos-blocks":
+        return KernelDynamics(blocks_operator(pair, X, block_size), Y, **common)
     theta, nngp = pair(X)
     return KernelDynamics(theta, Y, nngp_train=nngp if n_kernels == 2 else None,
                           method="lanczos" if plan == "lanczos-dense" else "auto", **common)
+
+
+def blocks_operator(pair, X, block_size):
+    """The train kernel as row blocks evaluated at every product (nothing ``n x n`` stored)."""
+    n = X.shape[0]
+    diag = np.concatenate([np.diagonal(pair(X[s:s + block_size])[0])
+                           for s in range(0, n, block_size)])
+    return BlockKernelOperator(lambda s, e: pair(X[s:e], X)[0], n, block_size, diag)
 
 
 def eigh_with_cache(dyn, cache):

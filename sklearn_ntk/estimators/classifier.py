@@ -5,13 +5,22 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.utils.class_weight import compute_sample_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 
 from .._argmax_proba import argmax_log_proba, argmax_proba
 from ._base import NTKBase
 from ._params import PARAMS_DOC
+from ._precomputed import is_precomputed, refuse_covariance
 
 __all__ = ["NTKClassifier"]
+
+
+def _has_ensemble_variance(est):
+    """``predict_proba`` needs the ensemble variance: not with ``kernel="precomputed"``."""
+    if is_precomputed(est.kernel):
+        raise AttributeError(str(refuse_covariance("predict_proba")))
+    return True
 
 
 class NTKClassifier(ClassifierMixin, NTKBase):
@@ -43,8 +52,9 @@ class NTKClassifier(ClassifierMixin, NTKBase):
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels.
-    kernel_ : Kernel
-        The kernel used (a clone of ``kernel``, or the default ``NTKKernel()``).
+    kernel_ : Kernel or str
+        The kernel used (a clone of ``kernel``, or the default ``NTKKernel()``; the string
+        ``"precomputed"`` with a precomputed kernel).
     X_fit_ : ndarray of shape (n_fit, n_features)
         Training inputs with positive weight (exact path) or the Nyström centres.
     dual_coef_ : ndarray of shape (n_fit, n_classes)
@@ -160,6 +170,7 @@ class NTKClassifier(ClassifierMixin, NTKBase):
         var = self._covariance(X, diag=True)
         return self._linear(X, self._dual), np.sqrt(np.maximum(var, 0.0))
 
+    @available_if(_has_ensemble_variance)
     def predict_proba(self, X):
         r"""Probability that a network of the trained ensemble predicts each class.
 
@@ -175,6 +186,7 @@ class NTKClassifier(ClassifierMixin, NTKBase):
         """
         return argmax_proba(*self._ensemble(X))
 
+    @available_if(_has_ensemble_variance)
     def predict_log_proba(self, X):
         """Logarithm of :meth:`predict_proba`, accurate where the probabilities underflow.
 

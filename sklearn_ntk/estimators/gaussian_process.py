@@ -53,8 +53,9 @@ class NTKGaussianProcess(RegressorMixin, NTKBase):
 
     Attributes
     ----------
-    kernel_ : Kernel
-        The kernel used (a clone of ``kernel``, or the default ``NTKKernel()``).
+    kernel_ : Kernel or str
+        The kernel used (a clone of ``kernel``, or the default ``NTKKernel()``; the string
+        ``"precomputed"`` with a precomputed kernel).
     X_fit_ : ndarray of shape (n_fit, n_features)
         Training inputs with positive weight (exact path) or the Nyström centres.
     dual_coef_ : ndarray of shape (n_fit,) or (n_fit, n_targets)

@@ -33,8 +33,9 @@ class NTKRegressor(RegressorMixin, NTKBase):
     ----------""" + PARAMS_DOC + r"""
     Attributes
     ----------
-    kernel_ : Kernel
-        The kernel used (a clone of ``kernel``, or the default ``NTKKernel()``).
+    kernel_ : Kernel or str
+        The kernel used (a clone of ``kernel``, or the default ``NTKKernel()``; the string
+        ``"precomputed"`` with a precomputed kernel).
     X_fit_ : ndarray of shape (n_fit, n_features)
         The rows predictions are computed against: the training inputs with positive weight
         (exact path) or the Nyström centres.
