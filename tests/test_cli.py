@@ -564,3 +564,62 @@ def test_ntk_classification_search_refits_a_kernel_object_for_probabilities(monk
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
     assert search.predict(X[:5]).tolist() == ref.predict(Z[:5]).tolist()
     assert list(search.classes_) == ["a", "b", "c"]
+
+
+# --------------------------------------------------------------------------------------------
+# the convolutional NTK: a row for image datasets only
+# --------------------------------------------------------------------------------------------
+
+
+def test_digits_compare_lists_the_cntk_like_the_other_models(tmp_path):
+    out = tmp_path / "digits"
+    status = cli.main(["compare", "--dataset", "digits", "--quick", "--subsample", "60", "--cv",
+                       "3", "--out", str(out), "--no-figure"])
+    assert status == 0
+    rows, payload = read_results(out)
+    assert set(rows) == MODEL_NAMES | {"CNTK"}
+    cntk = rows["CNTK"]
+    assert cntk["error"] == "" and cntk["family"] == "ntk"
+    assert len(cntk["scores"].split()) == 3
+    # 20 training images per fold: far above the 10% of guessing for a working CNTK
+    assert float(cntk["score_mean"]) > 0.5
+    assert "CNTK" in {r["model"] for r in payload["results"]}
+
+
+@pytest.mark.parametrize("name", ["iris", "wine", "breast_cancer", "diabetes"])
+def test_cntk_row_only_for_datasets_with_an_image_shape(name):
+    specs, _ = cli_models.build_models(
+        ds := _load("--dataset", name), cli_models.sizing_for(ds, 3, True, 0)
+    )
+    assert "CNTK" not in {s.name for s in specs}
+
+
+def test_cntk_row_of_digits_sees_images():
+    dataset = _load("--dataset", "digits", "--quick")
+    assert dataset.input_shape == (8, 8, 1)
+    pipe = _spec(dataset, "CNTK").estimator
+    assert isinstance(pipe.named_steps["scale"], cli_models.ImageScaler)
+    kernel = pipe.named_steps["model"].kernel
+    assert kernel.input_shape == (8, 8, 1)
+    assert "GlobalAvgPool" in repr(kernel.layers)
+
+
+def test_csv_data_have_no_image_shape(data_dir):
+    dataset = _load("--csv", data_dir / "tiny.csv", "--target", "label")
+    assert dataset.input_shape is None
+    assert "CNTK" not in {s.name for s in cli_models.build_models(
+        dataset, cli_models.sizing_for(dataset, 3, True, 0))[0]}
+
+
+def test_image_scaler_uses_one_factor_from_the_training_rows():
+    from sklearn.base import clone
+    from sklearn.exceptions import NotFittedError
+
+    X = np.array([[0.0, 4.0], [2.0, -8.0]])
+    before = X.copy()
+    scaler = clone(cli_models.ImageScaler()).fit(X)
+    np.testing.assert_array_equal(X, before)
+    np.testing.assert_allclose(scaler.transform(np.array([[16.0, 2.0]])), [[2.0, 0.25]])
+    assert cli_models.ImageScaler().fit(np.zeros((2, 2))).scale_ == 1.0
+    with pytest.raises(NotFittedError):
+        cli_models.ImageScaler().transform(X)

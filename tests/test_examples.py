@@ -4,7 +4,7 @@ The examples are standalone scripts (``examples/plot_*.py``); each runs here in 
 interpreter with ``SKLEARN_NTK_EXAMPLES_QUICK=1`` and must exit cleanly, save a non-empty PNG and
 print the numbers its text claims.  The three that train PyTorch networks step by step take
 longer (5-6 s each on an idle 2-core machine, several times that on a busy one), and so does the
-convolutional-NTK example; they are marked ``slow`` (run them with
+convolutional-NTK and graph-classification examples; they are marked ``slow`` (run them with
 ``python -m pytest -m slow tests/test_examples.py``);
 ``docs/build.sh`` runs all of them too.
 """
@@ -28,6 +28,14 @@ except ImportError:  # pragma: no cover - torch is an optional extra
     HAVE_TORCH = False
 
 needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="needs the torch extra")
+try:
+    import grakel  # noqa: F401
+
+    HAVE_GRAKEL = True
+except ImportError:  # pragma: no cover - grakel is in the benchmark extra
+    HAVE_GRAKEL = False
+
+needs_grakel = pytest.mark.skipif(not HAVE_GRAKEL, reason="needs grakel (benchmark extra)")
 
 
 def _number(pattern, text):
@@ -95,6 +103,25 @@ def check_cntk_digits(out):
     assert cntk > 0.9 and cntk > max(fc, svm) + 0.02, rows[-1]
 
 
+def check_graph_classification(out):
+    # a 2k-cycle and two k-cycles have the same GNTK feature map (1-WL cannot tell them apart)
+    assert abs(_number(r"normalised k\(C12, C6 \+ C6\) = (\S+)\n", out) - 1) < 1e-12
+    acc = {}
+    for task, rest in re.findall(r"^([^:\n]+): (GNTK .*)$", out, flags=re.MULTILINE):
+        acc[task] = {m: float(a) for m, a in re.findall(r"(?:^|; )([^;]+?) (\d\.\d+) ±", rest)}
+    assert len(acc) == 4, out
+    sanity, triangles = acc["cycle vs path"], acc["triangles (same degrees)"]
+    blind = acc["2k-cycle vs two k-cycles"]
+    assert min(sanity["GNTK"], sanity["WL subtree (grakel)"], sanity["FC NTK (statistics)"]) > 0.95
+    # constant features make the GNTK's Gram matrix rank one: near chance even here
+    assert sanity["GNTK, constant features"] < 0.7
+    # the GNTK beats WL on the triangles (quick mode: 0.78 vs 0.59); the triangle count wins
+    assert triangles["GNTK"] > triangles["WL subtree (grakel)"] + 0.1
+    assert triangles["FC NTK (statistics)"] > 0.95
+    assert max(blind["GNTK"], blind["WL subtree (grakel)"]) < 0.6
+    assert blind["FC NTK (statistics)"] > 0.95
+
+
 CASES = [
     pytest.param("plot_activations.py", check_activations, id="activations"),
     pytest.param("plot_gp_vs_rbf.py", check_gp_vs_rbf, id="gp_vs_rbf"),
@@ -120,6 +147,12 @@ CASES = [
     ),
     pytest.param(
         "plot_cntk_digits.py", check_cntk_digits, id="cntk_digits", marks=pytest.mark.slow
+    ),
+    pytest.param(
+        "plot_graph_classification.py",
+        check_graph_classification,
+        id="graph_classification",
+        marks=[pytest.mark.slow, needs_grakel],
     ),
     pytest.param(
         "plot_lazy_training.py",

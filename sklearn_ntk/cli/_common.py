@@ -10,6 +10,20 @@ class CLIError(Exception):
     """A user-facing error: reported as one line on stderr, exit status 2, no traceback."""
 
 
+class Stopped(KeyboardInterrupt):
+    """A run stopped by a signal (SIGINT or SIGTERM); the exit status is ``128 + signum``."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = int(signum)
+
+    @property
+    def name(self):
+        import signal
+
+        return signal.Signals(self.signum).name
+
+
 def quote_list(names, limit=8):
     """``'a', 'b' and 3 more``."""
     names = list(names)

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PAPER_TABLE1", "accuracy_matrix", "summarise", "format_summary", "write_results",
+__all__ = ["PAPER_TABLE1", "accuracy_matrix", "summarise", "format_summary",
            "write_summary", "write_by_table", "read_results", "plot_benchmark"]
 
 #: Mean accuracy (%) on 90 UCI sets in Table 1 of Arora et al. (ICLR 2020) for the models with a
@@ -83,7 +83,7 @@ def format_summary(rows, results, models):
     for t, row in zip(tables, A, strict=True):
         lines.append(f"{t:<{width}}  " + "  ".join(f"{100 * a:13.1f}" for a in row))
     lines += ["", f"{'model':<14} {'mean acc. %':>12} {'wins':>5} {'Friedman rank':>14} "
-              f"{'paper acc. % (90 UCI sets)':>27}"]
+              f"{'quoted: paper, 90 UCI sets':>27}"]
     for r in rows:
         paper = f"{r['paper_mean_accuracy']:.2f}" if np.isfinite(r["paper_mean_accuracy"]) else "-"
         lines.append(f"{r['model']:<14} {r['mean_accuracy']:7.2f} ±{r['std_accuracy']:5.2f} "
@@ -92,20 +92,6 @@ def format_summary(rows, results, models):
     if np.isfinite(p):
         lines.append(f"Friedman test over {len(tables)} tables: chi2 = {stat:.2f}, p = {p:.3g}")
     return "\n".join(lines)
-
-
-def write_results(results, tables_info, path):
-    """One CSV row per (table, model, outer fold)."""
-    fields = ["table", "source", "n_rows", "n_features", "n_classes", "model", "fold",
-              "accuracy", "fit_time_s", "best_params", "error"]
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(fields)
-        for r in results:
-            info = tables_info[r.table]
-            writer.writerow([r.table, info.source, info.n_rows, info.n_features, info.n_classes,
-                             r.model, r.fold, repr(r.accuracy), f"{r.fit_time:.4f}",
-                             r.best_params, r.error])
 
 
 def write_by_table(results, models, path):
@@ -120,15 +106,11 @@ def write_by_table(results, models, path):
 
 def read_results(path):
     """The :class:`~sklearn_ntk.cli.protocol.FoldResult` rows of a ``results.csv`` (to merge
-    runs: every table's folds depend only on the table and ``--seed``)."""
-    from .protocol import FoldResult
+    runs: every table's folds depend only on the table and ``--seed``); see
+    :func:`~sklearn_ntk.cli.bench_store.read_store`."""
+    from .bench_store import read_store
 
-    with open(path, newline="") as fh:
-        return [
-            FoldResult(r["table"], r["model"], int(r["fold"]), float(r["accuracy"]),
-                       float(r["fit_time_s"]), r["best_params"], r["error"])
-            for r in csv.DictReader(fh)
-        ]
+    return read_store(path)[0]
 
 
 def write_summary(rows, path):

@@ -280,7 +280,7 @@ def main(argv=None):
         0 on success, 1 when some model failed during the comparison, 2 for bad input or usage
         (reported as one line on standard error; an unexpected internal error too, with
         ``SKLEARN_NTK_TRACEBACK=1`` showing its traceback), 130 when interrupted (the models
-        finished so far are written).
+        finished so far are written), 143 when ``benchmark`` is stopped by SIGTERM.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -303,9 +303,10 @@ def main(argv=None):
             file=sys.stderr,
         )
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", 2)  # a Stopped signal, else Ctrl-C (SIGINT)
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signum
     except BrokenPipeError:  # standard output closed before anything could be written
         return 0
     except Exception as exc:  # noqa: BLE001 - a bug, still reported as one line

@@ -15,7 +15,7 @@ import numpy as np
 
 from ._common import CLIError, name_rows, quote_list
 
-__all__ = ["BUNDLED_DATASETS", "Dataset", "load_dataset"]
+__all__ = ["BUNDLED_DATASETS", "IMAGE_SHAPES", "Dataset", "load_dataset"]
 
 #: Datasets bundled with scikit-learn (no network needed) and their task.
 BUNDLED_DATASETS = {
@@ -25,6 +25,9 @@ BUNDLED_DATASETS = {
     "iris": ("load_iris", "classification"),
     "digits": ("load_digits", "classification"),
 }
+#: Shape ``(H, W, C)`` of one sample of the bundled datasets whose rows are images (flattened in
+#: C order): the comparison adds a convolutional NTK for them.
+IMAGE_SHAPES = {"digits": (8, 8, 1)}
 
 #: Default largest number of rows the exact (O(n^2) memory, O(n^3) time) kernel methods get.
 DEFAULT_MAX_SAMPLES = 2000
@@ -55,6 +58,7 @@ class Dataset:
     categorical: list = field(default_factory=list)
     impute: str = "none"
     notes: list = field(default_factory=list)
+    input_shape: tuple | None = None  # (H, W, C) when every row is an image, else None
 
     @property
     def n_samples(self):
@@ -357,7 +361,8 @@ def load_dataset(args):
         notes.append(f"task: {task} ({reason}; --task overrides)")
     if task == "classification" and y.dtype.kind == "f" and np.all(y == np.round(y)):
         y = y.astype(np.int64)  # integer labels read as floats: print them as 1, not 1.0
-    dataset = Dataset(name, X, y, names, task, categorical, args.impute, notes)
+    shape = None if args.csv is not None else IMAGE_SHAPES.get(name)
+    dataset = Dataset(name, X, y, names, task, categorical, args.impute, notes, shape)
 
     n_rows = args.subsample
     if n_rows is None and args.quick:

@@ -1,12 +1,13 @@
 """The model table of ``sklearn-ntk compare``: one row per model, written once for both tasks.
 
 Every model is wrapped in the same cross-validated :class:`~sklearn.pipeline.Pipeline`: imputation
-and one-hot encoding (when the data need them), :class:`~sklearn.preprocessing.StandardScaler`,
-the model; regression targets are standardised too. Everything that is fitted on data (imputation
-statistics, categories, scaling) is therefore fitted on the training fold only. The NTK and NNGP
-rows do the same steps in :class:`~sklearn_ntk.cli.ntk_search.NTKGridSearch`, which computes the
-kernel once per architecture and outer fold (the feature scaling of its inner folds is therefore
-that of the outer training fold).
+and one-hot encoding (when the data need them), :class:`~sklearn.preprocessing.StandardScaler`
+(for the convolutional NTK of image data, :class:`ImageScaler`), the model; regression targets
+are standardised too. Everything that is fitted on data (imputation statistics, categories,
+scaling) is therefore fitted on the training fold only. The NTK and NNGP rows do the same steps
+in :class:`~sklearn_ntk.cli.ntk_search.NTKGridSearch`, which computes the kernel once per
+architecture and outer fold (the feature scaling of its inner folds is therefore that of the
+outer training fold).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
 from ._common import INF
 
 __all__ = [
-    "ModelSpec", "MODEL_TABLE", "Sizing", "build_models", "grids", "ntk_grid", "curve_times"
+    "ModelSpec", "MODEL_TABLE", "Sizing", "ImageScaler", "build_models", "grids", "ntk_grid",
+    "curve_times", "cntk_kernel",
 ]
 
 #: Inner cross-validation folds of the grid searches (fewer when the data are too small).
@@ -48,6 +53,7 @@ class Sizing:
     n_train: int  # fewest rows in an outer training fold
     min_class_train: int  # fewest members of a class in an outer training fold (regression: n_train)
     n_jobs: int = 1
+    image_shape: tuple | None = None  # (H, W, C) when every row is an image
 
     @property
     def regression(self):
@@ -118,6 +124,36 @@ def ntk_grid(s):
     ]
 
 
+#: The convolutional NTK's settings, those of the few-shot digits study in the gallery (the CNTK
+#: there beats the FC NTK and an RBF SVM at every training-set size).
+CNTK_WEIGHT_STD, CNTK_BIAS_STD, CNTK_ALPHA = 1.4, 0.1, 1e-4
+
+
+def cntk_kernel(image_shape):
+    """The CNTK of ``compare``: Conv 3x3 (SAME), ReLU, Conv 3x3, ReLU, GlobalAvgPool, Dense."""
+    from sklearn_ntk import NetworkKernel
+    from sklearn_ntk import layers as nl
+
+    return NetworkKernel(
+        [nl.Conv((3, 3)), "relu", nl.Conv((3, 3)), "relu", nl.GlobalAvgPool(), nl.Dense()],
+        input_shape=tuple(image_shape), weight_std=CNTK_WEIGHT_STD, bias_std=CNTK_BIAS_STD,
+    )
+
+
+def _cntk(s):
+    """The CNTK estimator at ``t = inf``, only for image data.
+
+    Not grid-searched: every candidate of a search evaluates the Gram matrix again, and the
+    CNTK's costs O(n^2 P^2) for P pixels; the settings are the few-shot study's.
+    """
+    if s.image_shape is None:
+        return None
+    from sklearn_ntk import NTKClassifier, NTKRegressor
+
+    estimator = NTKRegressor if s.regression else NTKClassifier
+    return estimator(kernel=cntk_kernel(s.image_shape), alpha=CNTK_ALPHA)
+
+
 def _gp(s):
     from sklearn.gaussian_process import GaussianProcessClassifier, GaussianProcessRegressor
     from sklearn.gaussian_process.kernels import RBF, WhiteKernel
@@ -183,6 +219,7 @@ class _Row:
     make: Callable
     grid: Callable | None = None
     trace_t: bool = False
+    image: bool = False  # scaled by ImageScaler (one factor) instead of StandardScaler
     gram_search: bool = False  # searched by NTKGridSearch (one Gram per kernel setting)
 
 
@@ -190,6 +227,7 @@ class _Row:
 MODEL_TABLE = (
     _Row("NTK", "ntk", _ntk("ntk"), ntk_grid, trace_t=True, gram_search=True),
     _Row("NNGP", "ntk", _ntk("nngp"), ntk_grid, trace_t=True, gram_search=True),
+    _Row("CNTK", "ntk", _cntk, image=True),
     _Row("GP (RBF)", "baseline", _gp),
     _Row("Kernel ridge (RBF)", "baseline", _kernel_ridge, _kernel_ridge_grid),
     _Row("SVM (RBF)", "baseline", _svm, _svm_grid),
@@ -221,14 +259,39 @@ def preprocessor(dataset):
     return ColumnTransformer(parts, sparse_threshold=0.0)
 
 
-def _wrap(model, dataset, regression):
+class ImageScaler(TransformerMixin, BaseEstimator):
+    """Divide every pixel by one number, the largest ``|x|`` of the training fold.
+
+    Standardising each pixel on its own (``StandardScaler``) blows up the rarely inked border
+    pixels of digit images and costs the CNTK its edge over pixel-blind models (measured: 98.0%
+    against 95.7% test accuracy on 300 digits); one factor for the whole image keeps the
+    relative intensities that the convolutions see.
+    """
+
+    def fit(self, X, y=None):
+        """Learn the factor from the training rows ``X``."""
+        import numpy as np
+
+        largest = float(np.max(np.abs(np.asarray(X, dtype=np.float64)), initial=0.0))
+        self.scale_ = largest if largest > 0 else 1.0
+        return self
+
+    def transform(self, X):
+        """``X`` divided by the fitted factor (a new array)."""
+        import numpy as np
+
+        check_is_fitted(self, "scale_")
+        return np.asarray(X, dtype=np.float64) / self.scale_
+
+
+def _wrap(model, dataset, regression, image=False):
     from sklearn.compose import TransformedTargetRegressor
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
     prep = preprocessor(dataset)
     steps = ([("prep", prep)] if prep is not None else []) + [
-        ("scale", StandardScaler()),
+        ("scale", ImageScaler() if image else StandardScaler()),
         ("model", model),
     ]
     pipe = Pipeline(steps)
@@ -263,7 +326,7 @@ def sizing_for(dataset, cv, quick, seed, n_jobs=1):
         min_class_train = n_train
     return Sizing(
         dataset.task, bool(quick), seed, dataset.n_encoded_features, n_train, min_class_train,
-        n_jobs,
+        n_jobs, getattr(dataset, "input_shape", None),
     )
 
 
@@ -287,7 +350,7 @@ def build_models(dataset, sizing):
             wrapped = NTKGridSearch(model, row.grid(sizing), cv=sizing.inner_cv,
                                     preprocessor=preprocessor(dataset), n_jobs=sizing.n_jobs)
         else:
-            wrapped = _wrap(model, dataset, sizing.regression)
+            wrapped = _wrap(model, dataset, sizing.regression, row.image)
             if row.grid is not None:
                 wrapped = _search(wrapped, row.grid(sizing), sizing)
         models.append(ModelSpec(row.name, wrapped, row.family, row.trace_t))

@@ -161,30 +161,42 @@ def _progress(total, enabled):
 
 
 def run_benchmark(tables, models=MODEL_NAMES, *, quick=False, seed=0, n_jobs=1, progress=False,
-                  log=None):
+                  log=None, skip=None, on_done=None):
     """Nested cross-validation of every model on every table.
 
-    Returns ``(results, interrupted)``: a list of :class:`FoldResult` (only whole tables: the
-    table running at Ctrl-C is left out) and whether the run was interrupted.
+    ``skip(table_name, model)`` (optional) says which pairs are already done (resumed runs);
+    ``on_done(table, records)`` (optional) is called as soon as a model has finished its outer
+    folds on a table, with their :class:`FoldResult` records (to save them at once).
+
+    Returns ``(results, interrupted)``: a list of :class:`FoldResult` of the pairs run here (every
+    finished model of every table, also of the table running at the interrupt) and whether the
+    run was interrupted (``KeyboardInterrupt``, or a :class:`~._common.Stopped` signal).
     """
     from sklearn.model_selection import StratifiedKFold
 
     outer = StratifiedKFold(OUTER_CV, shuffle=True, random_state=seed)
     opts = {"quick": quick, "seed": seed, "n_jobs": n_jobs}
-    bar = _progress(len(tables) * len(models) * OUTER_CV, progress)
+    todo = [[n for n in models if skip is None or not skip(t.name, n)] for t in tables]
+    bar = _progress(sum(map(len, todo)) * OUTER_CV, progress)
     results = []
     try:
-        for table in tables:
+        for table, names in zip(tables, todo, strict=True):
+            if not names:
+                continue
             splits = list(outer.split(table.X, table.y))
             done = []
-            for name in models:
+            for name in names:
                 if bar is not None:
                     bar.set_description(f"{table.name}: {name}")
+                records = []
                 for fold, split in enumerate(splits):
-                    done.append(_one(table, name, fold, split, opts))
+                    records.append(_one(table, name, fold, split, opts))
                     if bar is not None:
                         bar.update(1)
-            results.extend(done)
+                results.extend(records)
+                done.extend(records)
+                if on_done is not None:
+                    on_done(table, records)
             if log is not None:
                 log(_table_line(table, done))
     except KeyboardInterrupt:
