@@ -101,3 +101,20 @@ def test_erf_rows_with_huge_variances_take_the_rescaled_closed_form():
     assert np.all(np.isfinite(ntk))
     np.testing.assert_allclose(ntk, want[..., 0], rtol=1e-12, atol=1e-300)
     np.testing.assert_allclose(nngp, want[..., 1], rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_gram_blocks_on_worker_threads_equal_one_product(monkeypatch, threads):
+    """Blocks of the Gram matrix taken from a queue by worker threads (one BLAS thread each)
+    fill every entry exactly once: equal to one product, triangle and rectangle."""
+    import numba
+
+    monkeypatch.setattr(fused, "_PARALLEL_GRAM_FLOPS", 0.0)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: threads)
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((300, 7)), rng.standard_normal((41, 7))
+    g = fused.gram_matrix(X, block_bytes=8 * 300 * 9)  # blocks of 9 rows
+    iu = np.triu_indices(300)
+    np.testing.assert_allclose(g[iu], (X @ X.T)[iu] / 7, rtol=1e-13, atol=1e-15)
+    gxy = fused.gram_matrix(X, Y, block_bytes=8 * 41 * 5)
+    np.testing.assert_allclose(gxy, X @ Y.T / 7, rtol=1e-13, atol=1e-15)

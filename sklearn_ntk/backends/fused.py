@@ -109,16 +109,56 @@ def gram_matrix(X, Y=None, out=None, block_bytes=_GRAM_BLOCK_BYTES):
     step = max(1, min(n, block_bytes // (8 * max(m, 1))))
     if sym:  # blocks of the upper triangle: thin enough that little below the diagonal is computed
         step = min(step, max(_GRAM_MIN_ROWS, -(-n // 16)))
-    for i0 in range(0, n, step):
+    scale = ex + ey
+
+    def one_block(i0):
         i1 = min(n, i0 + step)
         j0 = i0 if sym else 0
         block = out[i0:i1, j0:]
         np.matmul(Xs[i0:i1], Yt[:, j0:], out=block)
         block /= d
-        if ex + ey:
+        if scale:
             with np.errstate(over="ignore"):
-                block[...] = np.ldexp(block, ex + ey)
+                block[...] = np.ldexp(block, scale)
+
+    _run_blocks(one_block, range(0, n, step), flops=2.0 * n * m * d / (2 if sym else 1))
     return out
+
+
+_PARALLEL_GRAM_FLOPS = 5e7  # below this a Gram is computed on the calling thread alone
+_blas_controller = None
+
+
+def _blas_single_thread():
+    """A context in which BLAS runs on one thread (the controller is built once, lazily)."""
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")
+
+
+def _run_blocks(fn, starts, flops):
+    """Run ``fn`` on every block start: one BLAS thread per block, blocks spread over numba's threads.
+
+    Threaded BLAS splits each product over the cores and waits for the slowest part; on a busy
+    machine that barrier costs several times the product itself (a 4000 x 4000 Gram: 0.2 s
+    instead of 0.03 s). Independent single-threaded blocks taken from a queue keep both the
+    quiet-machine speed and the busy-machine one.
+    """
+    starts = list(starts)
+    threads = min(numba.get_num_threads(), len(starts))
+    with _blas_single_thread():
+        if threads <= 1 or flops < _PARALLEL_GRAM_FLOPS:
+            for i0 in starts:
+                fn(i0)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for future in [pool.submit(fn, i0) for i0 in starts]:
+                future.result()
 
 
 # --------------------------------------------------------------------------------------------------
