@@ -11,6 +11,7 @@ from .. import layers as nl
 from .._validation import check_kernel_input, check_memory
 from ..arch.plan import GRAPH_SHAPE, compile_network
 from ..backends import conv, reference
+from ..backends.threads import threads_for
 from ..graphs import is_graph_input
 from ._common import StdHyperparameters
 from .graph import graph_diag, graph_pairs, uses_graphs
@@ -183,9 +184,13 @@ class NetworkKernel(StdHyperparameters, Kernel):
         if not self.requires_vector_input or is_graph_input(X):
             return graph_pairs(self, X, Y, grad=grad)
         X, Y = self._inputs(X, Y)
-        plan, w2, b2 = self._resolved(X.shape[1])
         n = X.shape[0]
         m = n if Y is None else Y.shape[0]
+        with threads_for(n * m * X.shape[1] * (3 if grad else 1)):
+            return self._vector_pairs(X, Y, n, m, grad)
+
+    def _vector_pairs(self, X, Y, n, m, grad):
+        plan, w2, b2 = self._resolved(X.shape[1])
         k = 3 if grad else 1
         what = f"NetworkKernel on {n} x {m} inputs"
         fc = self._fully_connected(plan)

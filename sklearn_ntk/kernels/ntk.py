@@ -10,6 +10,7 @@ from sklearn.gaussian_process.kernels import Kernel
 from .._validation import check_kernel_input, check_memory
 from ..activations import get_activation
 from ..backends import fused as rec
+from ..backends.threads import n_rows, threads_for
 from ._common import StdHyperparameters
 
 __all__ = ["NTKKernel"]
@@ -122,6 +123,11 @@ class NTKKernel(StdHyperparameters, Kernel):
         return get_activation(self.activation), w2, b2
 
     # ------------------------------------------------------------------ evaluation
+    def _layers(self):
+        """Layers of work per entry (a hint for :func:`~sklearn_ntk.backends.threads.threads_for`)."""
+        depth = self.depth
+        return int(depth) + 1 if isinstance(depth, numbers.Integral) else 1
+
     def _histories(self, act, w2, b2, X, grad=False, tables=None):
         """Per-row variances of every layer (and the diagonal NTK); refuses what overflows.
 
@@ -147,6 +153,11 @@ class NTKKernel(StdHyperparameters, Kernel):
         With ``only`` ("ntk" or "nngp") just that array is returned (closed forms then hold a
         single n x m array in memory).
         """
+        n = n_rows(X)
+        with threads_for(n * (n if Y is None else n_rows(Y)) * self._layers()):
+            return self._pairs_threads(X, Y, only)
+
+    def _pairs_threads(self, X, Y, only):
         act, w2, b2 = self._resolved()
         X = check_kernel_input(X, "X")
         sym = Y is None
@@ -163,8 +174,9 @@ class NTKKernel(StdHyperparameters, Kernel):
             need = rec.numeric_pairs_bytes(n, m, int(self.depth))
         check_memory(need, f"NTKKernel on {n} x {m} inputs")
         tables = [] if sym and act._code is None else None
-        hx = self._histories(act, w2, b2, X, tables=tables)[0]
-        hy = hx if sym else self._histories(act, w2, b2, Yv)[0]
+        with threads_for((n + (0 if sym else m)) * self._layers()):
+            hx = self._histories(act, w2, b2, X, tables=tables)[0]
+            hy = hx if sym else self._histories(act, w2, b2, Yv)[0]
         gram = rec.gram_matrix(X, None if sym else Yv)
         if act._code is not None and only:
             p0, p1 = act._code_params()
@@ -230,6 +242,11 @@ class NTKKernel(StdHyperparameters, Kernel):
             return self._pairs(X, Y, only=self.kind)
         if Y is not None:
             raise ValueError("Gradient can only be evaluated when Y is None.")
+        with threads_for(3 * n_rows(X) ** 2 * self._layers()):
+            return self._gradient(X)
+
+    def _gradient(self, X):
+        """``(K, dK)`` of ``__call__(X, eval_gradient=True)``."""
         act, w2, b2 = self._resolved()
         X = check_kernel_input(X, "X")
         n = X.shape[0]
@@ -275,12 +292,14 @@ class NTKKernel(StdHyperparameters, Kernel):
         """
         act, w2, b2 = self._resolved()
         X = check_kernel_input(X, "X")
-        hist, ntk = self._histories(act, w2, b2, X)
+        with threads_for(X.shape[0] * self._layers()):
+            hist, ntk = self._histories(act, w2, b2, X)
         return ntk if self.kind == "ntk" else hist[-1].copy()
 
     def diag_ntk_and_nngp(self, X):
         """Return ``(ntk_diag, nngp_diag)`` in :math:`O(n (d + L))`."""
         act, w2, b2 = self._resolved()
         X = check_kernel_input(X, "X")
-        hist, ntk = self._histories(act, w2, b2, X)
+        with threads_for(X.shape[0] * self._layers()):
+            hist, ntk = self._histories(act, w2, b2, X)
         return ntk, hist[-1].copy()

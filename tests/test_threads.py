@@ -1,0 +1,46 @@
+"""Small kernel evaluations run on one thread; results do not depend on the thread count."""
+
+import numba
+import numpy as np
+import pytest
+
+from sklearn_ntk import NetworkKernel, NTKKernel
+from sklearn_ntk import layers as nl
+from sklearn_ntk.backends import threads
+
+
+def test_threads_for_serial_below_threshold_and_restores():
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two numba threads")
+    numba.set_num_threads(2)
+    seen = []
+    with threads.threads_for(threads.SERIAL_WORK - 1):
+        seen.append(numba.get_num_threads())
+    with threads.threads_for(threads.SERIAL_WORK):
+        seen.append(numba.get_num_threads())
+    with pytest.raises(RuntimeError), threads.threads_for(1):
+        raise RuntimeError("inside")
+    assert seen == [1, 2]
+    assert numba.get_num_threads() == 2
+
+
+def test_n_rows_of_array_likes():
+    assert threads.n_rows(np.zeros((7, 2))) == 7
+    assert threads.n_rows([[1.0], [2.0]]) == 2
+    assert threads.n_rows(3.0) == threads.SERIAL_WORK
+
+
+@pytest.mark.parametrize("serial", [0, 1 << 40])
+def test_kernels_identical_serial_and_parallel(monkeypatch, serial):
+    """The same numbers whether the evaluation runs on one thread or on all of them."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((60, 16)), rng.standard_normal((9, 16))
+    kernels = [NTKKernel(depth=3), NTKKernel(depth=2, activation="tanh"),
+               NetworkKernel([nl.Conv((3, 3), padding="same"), "relu", nl.GlobalAvgPool(),
+                              nl.Dense()], input_shape=(4, 4, 1))]
+    base = [(k(X), k(X, Y), k(X, eval_gradient=True)[1], k.diag(X)) for k in kernels]
+    monkeypatch.setattr(threads, "SERIAL_WORK", serial)
+    for k, ref in zip(kernels, base, strict=True):
+        got = (k(X), k(X, Y), k(X, eval_gradient=True)[1], k.diag(X))
+        for a, b in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(a, b)
