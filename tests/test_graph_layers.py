@@ -120,3 +120,14 @@ def test_memory_guard_names_the_graph_sizes(monkeypatch):
         k(big)
     with pytest.raises(MemoryError, match="400 and 400 nodes"):
         k(big, eval_gradient=True)
+
+
+def test_pack_dense_and_sparse_adjacencies_agree():
+    """A dense adjacency is packed as its CSR conversion would be (explicit zeros dropped)."""
+    gs = random_graphs(6, 5)
+    dense = graph_chain.pack(gs)
+    sparse = graph_chain.pack([(sp.csr_array(A), H) for A, H in gs])
+    for a, b in zip(dense, sparse, strict=True):
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b)
+    assert dense[2][-1] == sum(np.count_nonzero(A) for A, _ in gs)

@@ -44,3 +44,19 @@ def test_kernels_identical_serial_and_parallel(monkeypatch, serial):
         got = (k(X), k(X, Y), k(X, eval_gradient=True)[1], k.diag(X))
         for a, b in zip(got, ref, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("serial", [0, 1 << 40])
+def test_graph_kernel_identical_serial_and_parallel(monkeypatch, serial):
+    """The compiled graph chain (self pass and pairs) gives the same numbers on any thread count."""
+    rng = np.random.default_rng(1)
+    gs = []
+    for N in rng.integers(1, 9, 14):
+        A = np.triu(rng.random((N, N)) < 0.4, 1).astype(float)
+        gs.append((A + A.T + np.eye(N), rng.standard_normal((N, 3))))
+    k = NetworkKernel([nl.Aggregate(), nl.Dense(), "relu", nl.Aggregate(), nl.Dense(), "relu",
+                       nl.GlobalSumPool(), nl.Dense()], bias_std=0.3)
+    ref = (k(gs), k(gs[:5], gs[5:]), k.diag(gs))
+    monkeypatch.setattr(threads, "SERIAL_WORK", serial)
+    for a, b in zip((k(gs), k(gs[:5], gs[5:]), k.diag(gs)), ref, strict=True):
+        np.testing.assert_array_equal(a, b)

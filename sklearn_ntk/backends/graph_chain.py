@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from .._validation import check_memory
 from . import fused
+from .threads import threads_for
 
 __all__ = ["encode", "pack", "pairs", "self_pass"]
 
@@ -86,10 +87,14 @@ def pack(graphs):
 
 
 @_jit
-def _agg_left(src, dst, n1, n2, r0, indptr, indices, data):
-    """``dst = A1^T src``: node ``j`` receives ``A1[i, j] src[i]`` from every edge ``i -> j``."""
+def _agg_left(sn, st, tn, tt, n1, n2, r0, indptr, indices, data):
+    """``(tn, tt) = A1^T (sn, st)``: node ``j`` receives ``A1[i, j] x[i]`` from every edge ``i -> j``.
+
+    Both states in one pass over the edges; rows of ``n2`` contiguous node pairs (vectorised).
+    """
     for e in range(n1 * n2):
-        dst[e] = 0.0
+        tn[e] = 0.0
+        tt[e] = 0.0
     m = np.uint64(n2)  # unsigned offsets: no negative-index wraparound, the q loop vectorises
     for i in range(n1):
         si = np.uint64(i) * m
@@ -97,24 +102,27 @@ def _agg_left(src, dst, n1, n2, r0, indptr, indices, data):
             dj = np.uint64(indices[k]) * m
             a = data[k]
             for q in range(m):
-                dst[dj + q] += a * src[si + q]
+                tn[dj + q] += a * sn[si + q]
+                tt[dj + q] += a * st[si + q]
 
 
 @_jit
-def _transpose(src, dst, n1, n2):
-    """``dst`` (n2 x n1) = ``src`` (n1 x n2) transposed."""
+def _transpose(sn, st, tn, tt, n1, n2):
+    """``(tn, tt)`` (n2 x n1) = ``(sn, st)`` (n1 x n2) transposed."""
     for p in range(n1):
         for q in range(n2):
-            dst[q * n1 + p] = src[p * n2 + q]
+            tn[q * n1 + p] = sn[p * n2 + q]
+            tt[q * n1 + p] = st[p * n2 + q]
 
 
 @_jit
-def _aggregate(x, tmp, n1, n2, r1, ip1, ix1, d1, r2, ip2, ix2, d2):
-    """``x <- A1^T x A2`` in place, as ``(A2^T (A1^T x)^T)^T`` (contiguous inner loops)."""
-    _agg_left(x, tmp, n1, n2, r1, ip1, ix1, d1)
-    _transpose(tmp, x, n1, n2)
-    _agg_left(x, tmp, n2, n1, r2, ip2, ix2, d2)
-    _transpose(tmp, x, n2, n1)
+def _aggregate(sn, st, tn, tt, n1, n2, r1, ip1, ix1, d1, r2, ip2, ix2, d2):
+    """``x <- A1^T x A2`` in place for both states ``sn`` and ``st`` (``tn``, ``tt``: scratch),
+    as ``(A2^T (A1^T x)^T)^T`` (contiguous inner loops)."""
+    _agg_left(sn, st, tn, tt, n1, n2, r1, ip1, ix1, d1)
+    _transpose(tn, tt, sn, st, n1, n2)
+    _agg_left(sn, st, tn, tt, n2, n1, r2, ip2, ix2, d2)
+    _transpose(tn, tt, sn, st, n2, n1)
 
 
 @_jit
@@ -165,7 +173,7 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, shx, shy, bufs, record):
     n1 = offx[i + 1] - offx[i]
     n2 = offy[j + 1] - offy[j]
     C = Hx.shape[1]
-    sn, st, tn = bufs[0], bufs[1], bufs[2]  # bufs[3:]: operands of _angle_nodes
+    sn, st, tn = bufs[0], bufs[1], bufs[2]  # bufs[3]: scratch, bufs[3:]: _angle_nodes
     for p in range(n1):
         for q in range(n2):
             s = 0.0
@@ -215,8 +223,7 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, shx, shy, bufs, record):
                     sn[e] = t
                     st[e] = td * st[e]
         elif kind == OP_AGG:
-            _aggregate(sn, tn, n1, n2, offx[i], ipx, ixx, dx, offy[j], ipy, ixy, dy)
-            _aggregate(st, tn, n1, n2, offx[i], ipx, ixx, dx, offy[j], ipy, ixy, dy)
+            _aggregate(sn, st, tn, bufs[3], n1, n2, offx[i], ipx, ixx, dx, offy[j], ipy, ixy, dy)
         else:
             vn = 0.0
             vt = 0.0
@@ -271,13 +278,20 @@ def _max_nodes(packed):
     return int(np.diff(packed[1]).max())
 
 
+def _work(tables, nodes_x, nodes_y):
+    """Node pairs times operations: the estimate :func:`~sklearn_ntk.backends.threads.threads_for` reads."""
+    return int(nodes_x) * int(nodes_y) * tables[0].shape[0]
+
+
 def self_pass(tables, packed):
     """``(nngp, ntk, history)`` of every graph with itself; ``history`` feeds :func:`pairs`."""
     iops, fops, n_acts = tables
     n = packed[1].shape[0] - 1
     hx = np.zeros((max(n_acts, 1), packed[0].shape[0]))
     nngp, ntk = np.empty(n), np.empty(n)
-    _self(packed, n, _buffers(_max_nodes(packed) ** 2), iops, fops, hx, nngp, ntk)
+    sizes = np.diff(packed[1])
+    with threads_for(_work(tables, sizes @ sizes, 1)):  # its own region: mostly serial
+        _self(packed, n, _buffers(_max_nodes(packed) ** 2), iops, fops, hx, nngp, ntk)
     return nngp, ntk, hx
 
 
@@ -291,5 +305,7 @@ def pairs(tables, gx, gy=None):
     n, m = gx[1].shape[0] - 1, gy[1].shape[0] - 1
     nngp, ntk = np.empty((n, m)), np.empty((n, m))
     size = _buffers(_max_nodes(gx) * _max_nodes(gy))
-    _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk)
+    work = _work(tables, gx[1][-1], gy[1][-1]) // (2 if sym else 1)
+    with threads_for(work):
+        _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk)
     return nngp, ntk
