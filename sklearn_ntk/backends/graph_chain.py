@@ -14,6 +14,8 @@ triangle only. :func:`encode` returns ``None`` for any network outside this fami
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numba
 import numpy as np
 import scipy.sparse as sp
@@ -26,8 +28,11 @@ __all__ = ["encode", "pack", "pairs", "self_pass"]
 
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
+_nogil = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
+_ijit = numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 
 OP_DENSE, OP_ACT, OP_AGG, OP_GAP, OP_GSP = 0, 1, 2, 3, 4
+_BLOCKS_PER_THREAD = 8  # blocks of rows in the queue per thread (balance on a busy machine)
 
 
 def encode(plan, w2, b2):
@@ -74,7 +79,7 @@ def _csr_parts(A):
 
 
 def pack(graphs):
-    """Concatenate the graphs: features, CSR adjacencies and offsets (one entry per graph)."""
+    """Concatenate the graphs: features (transposed, ``(C, nodes)``), CSR adjacencies, offsets."""
     parts = [_csr_parts(A) for A, _ in graphs]
     sizes = np.array([A.shape[0] for A, _ in graphs], dtype=np.int64)
     node_off = np.concatenate([[0], np.cumsum(sizes)])
@@ -82,11 +87,11 @@ def pack(graphs):
     indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     indices = np.concatenate([ix for _, ix, _ in parts]).astype(np.int64)
     data = np.concatenate([d for _, _, d in parts]).astype(np.float64)
-    H = np.ascontiguousarray(np.concatenate([H for _, H in graphs]), dtype=np.float64)
-    return H, node_off, indptr, indices, data
+    HT = np.ascontiguousarray(np.concatenate([H for _, H in graphs]).T, dtype=np.float64)
+    return HT, node_off, indptr, indices, data
 
 
-@_jit
+@_ijit
 def _agg_left(sn, st, tn, tt, n1, n2, r0, indptr, indices, data):
     """``(tn, tt) = A1^T (sn, st)``: node ``j`` receives ``A1[i, j] x[i]`` from every edge ``i -> j``.
 
@@ -106,7 +111,7 @@ def _agg_left(sn, st, tn, tt, n1, n2, r0, indptr, indices, data):
                 tt[dj + q] += a * st[si + q]
 
 
-@_jit
+@_ijit
 def _transpose(sn, st, tn, tt, n1, n2):
     """``(tn, tt)`` (n2 x n1) = ``(sn, st)`` (n1 x n2) transposed."""
     for p in range(n1):
@@ -115,7 +120,7 @@ def _transpose(sn, st, tn, tt, n1, n2):
             tt[q * n1 + p] = st[p * n2 + q]
 
 
-@_jit
+@_ijit
 def _aggregate(sn, st, tn, tt, n1, n2, r1, ip1, ix1, d1, r2, ip2, ix2, d2):
     """``x <- A1^T x A2`` in place for both states ``sn`` and ``st`` (``tn``, ``tt``: scratch),
     as ``(A2^T (A1^T x)^T)^T`` (contiguous inner loops)."""
@@ -125,7 +130,7 @@ def _aggregate(sn, st, tn, tt, n1, n2, r1, ip1, ix1, d1, r2, ip2, ix2, d2):
     _transpose(tn, tt, sn, st, n2, n1)
 
 
-@_jit
+@_ijit
 def _angle_nodes(code, p0, p1, h, ha, sa, hb, sb, ox, oy, n1, n2, same, sn, st, ops):
     """Angle activation over the node-pair state, one flat vectorised loop over all node pairs.
 
@@ -137,29 +142,48 @@ def _angle_nodes(code, p0, p1, h, ha, sa, hb, sb, ox, oy, n1, n2, same, sn, st, 
     exact scalar branch.
     """
     relu, diff2, even = fused._angle_params(code, p0, p1)
-    va, vb, vq = ops[0], ops[1], ops[2]
     for p in range(n1):
         a = ha[h, ox + p]
         s = sa[h, ox + p]
         e0 = p * n2
         for q in range(n2):
-            va[e0 + q] = a
-            vb[e0 + q] = hb[h, oy + q]
-            vq[e0 + q] = s * sb[h, oy + q]
-    keep_n, keep_t = ops[3], ops[4]
+            ops[0, e0 + q] = a
+            ops[1, e0 + q] = hb[h, oy + q]
+            ops[2, e0 + q] = s * sb[h, oy + q]
     keep = n1 if same else 0
     for p in range(keep):  # the diagonal's inputs, before the flat loop overwrites them
-        keep_n[p] = sn[p * n2 + p]
-        keep_t[p] = st[p * n2 + p]
-    for e in range(n1 * n2):  # no array slices here: their reference counts are shared by threads
-        t, td = fused._angle_core(relu, diff2, even, va[e], vb[e], vq[e], sn[e])[4:]
+        ops[3, p] = sn[p * n2 + p]
+        ops[4, p] = st[p * n2 + p]
+    for e in range(n1 * n2):  # no array slices in here: their reference counts are atomic
+        t, td = fused._angle_core(relu, diff2, even, ops[0, e], ops[1, e], ops[2, e], sn[e])[4:]
         sn[e] = t
         st[e] = td * st[e]
     for p in range(keep):
         d = p * n2 + p
-        t, td = fused._moments(code, p0, p1, ha[h, ox + p], hb[h, oy + p], keep_n[p], True)
+        t, td = fused._moments(code, p0, p1, ha[h, ox + p], hb[h, oy + p], ops[3, p], True)
         sn[d] = t
-        st[d] = td * keep_t[p]
+        st[d] = td * ops[4, p]
+
+
+@_ijit
+def _gram(HTx, ox, n1, HTy, oy, n2, sn, st):
+    """``sn = Hx Hy^T / C`` (node features stored transposed, ``(C, nodes)``), ``st = 0``.
+
+    Rows of ``n2`` contiguous node pairs, accumulated over the features in order.
+    """
+    C = HTx.shape[0]
+    for e in range(n1 * n2):
+        sn[e] = 0.0
+        st[e] = 0.0
+    m = np.uint64(n2)  # unsigned offsets: no negative-index wraparound, the q loop vectorises
+    for p in range(n1):
+        e0 = np.uint64(p) * m
+        for c in range(C):
+            x = HTx[c, ox + p]
+            for q in range(m):
+                sn[e0 + q] += x * HTy[c, np.uint64(oy) + q]
+        for q in range(m):
+            sn[e0 + q] /= C
 
 
 @_jit
@@ -172,15 +196,8 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, shx, shy, bufs, record):
     Hy, offy, ipy, ixy, dy = gy
     n1 = offx[i + 1] - offx[i]
     n2 = offy[j + 1] - offy[j]
-    C = Hx.shape[1]
-    sn, st, tn = bufs[0], bufs[1], bufs[2]  # bufs[3]: scratch, bufs[3:]: _angle_nodes
-    for p in range(n1):
-        for q in range(n2):
-            s = 0.0
-            for c in range(C):
-                s += Hx[offx[i] + p, c] * Hy[offy[j] + q, c]
-            sn[p * n2 + q] = s / C
-            st[p * n2 + q] = 0.0
+    sn, st, tn, tt, ops = bufs  # states, scratch of Aggregate, operands of _angle_nodes
+    _gram(Hx, offx[i], n1, Hy, offy[j], n2, sn, st)
     size = n1 * n2
     spatial = True
     vn = 0.0
@@ -212,7 +229,7 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, shx, shy, bufs, record):
                     hx[h, offx[i] + p] = sn[p * n2 + p]
             elif fused._is_angle(iops[r, 2]):
                 _angle_nodes(iops[r, 2], w2, b2, h, hx, shx, hy, shy, offx[i], offy[j],
-                             n1, n2, same, sn, st, bufs[3:])
+                             n1, n2, same, sn, st, ops)
                 continue
             for p in range(n1):
                 a = hx[h, offx[i] + p]
@@ -223,7 +240,7 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, shx, shy, bufs, record):
                     sn[e] = t
                     st[e] = td * st[e]
         elif kind == OP_AGG:
-            _aggregate(sn, st, tn, bufs[3], n1, n2, offx[i], ipx, ixx, dx, offy[j], ipy, ixy, dy)
+            _aggregate(sn, st, tn, tt, n1, n2, offx[i], ipx, ixx, dx, offy[j], ipy, ixy, dy)
         else:
             vn = 0.0
             vt = 0.0
@@ -237,13 +254,21 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, shx, shy, bufs, record):
     return vn, vt
 
 
-@_pjit
-def _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk):
-    n_tasks = (n + 1) // 2 if sym else n
-    shx = np.sqrt(hx)
-    shy = shx if sym else np.sqrt(hy)
-    for task in numba.prange(n_tasks):
-        bufs = np.empty((8, size))
+@_jit
+def _task_buffers(size):
+    """One thread's buffers (made once per task: a slice per pair costs atomic reference counts)."""
+    return np.empty(size), np.empty(size), np.empty(size), np.empty(size), np.empty((5, size))
+
+
+@_nogil
+def _pair_tasks(t0, t1, gx, gy, n, m, sym, size, iops, fops, hx, hy, shx, shy, nngp, ntk):
+    """Tasks ``t0 .. t1 - 1`` of the pair pass on the calling thread, without the GIL.
+
+    Task ``t`` is row ``t`` of the output (``j >= i`` only for ``k(X)``, paired with row
+    ``n - 1 - t`` so that every task has about the same work).
+    """
+    bufs = _task_buffers(size)
+    for task in range(t0, t1):
         first = np.int64(task)
         for rep in range(2 if sym else 1):
             i = first if rep == 0 else np.int64(n - 1) - first
@@ -259,10 +284,28 @@ def _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk):
                     ntk[j, i] = t
 
 
+def _run_tasks(fn, n_tasks):
+    """``fn(t0, t1)`` over blocks of tasks, taken from a queue by ``numba.get_num_threads()`` threads.
+
+    A queue rather than a parallel region: on a busy machine a region waits for its slowest
+    thread (static shares) and its idle threads spin; here a thread that is held up leaves its
+    remaining blocks to the others, and an idle thread sleeps. Every entry is computed by the
+    same code whatever the thread count.
+    """
+    threads = min(numba.get_num_threads(), n_tasks)
+    if threads <= 1:
+        fn(0, n_tasks)
+        return
+    bounds = np.linspace(0, n_tasks, min(n_tasks, _BLOCKS_PER_THREAD * threads) + 1).astype(np.int64)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for future in [pool.submit(fn, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]:
+            future.result()
+
+
 @_pjit
 def _self(gx, n, size, iops, fops, hx, nngp, ntk):
     for i in numba.prange(n):
-        bufs = np.empty((8, size))
+        bufs = _task_buffers(size)
         s, t = _run_pair(i, i, True, gx, gx, iops, fops, hx, hx, hx, hx, bufs, True)
         nngp[i] = s
         ntk[i] = t
@@ -287,7 +330,7 @@ def self_pass(tables, packed):
     """``(nngp, ntk, history)`` of every graph with itself; ``history`` feeds :func:`pairs`."""
     iops, fops, n_acts = tables
     n = packed[1].shape[0] - 1
-    hx = np.zeros((max(n_acts, 1), packed[0].shape[0]))
+    hx = np.zeros((max(n_acts, 1), packed[0].shape[1]))
     nngp, ntk = np.empty(n), np.empty(n)
     sizes = np.diff(packed[1])
     with threads_for(_work(tables, sizes @ sizes, 1)):  # its own region: mostly serial
@@ -305,7 +348,12 @@ def pairs(tables, gx, gy=None):
     n, m = gx[1].shape[0] - 1, gy[1].shape[0] - 1
     nngp, ntk = np.empty((n, m)), np.empty((n, m))
     size = _buffers(_max_nodes(gx) * _max_nodes(gy))
-    work = _work(tables, gx[1][-1], gy[1][-1]) // (2 if sym else 1)
-    with threads_for(work):
-        _pairs(gx, gy, n, m, sym, size, iops, fops, hx, hy, nngp, ntk)
+    shx = np.sqrt(hx)
+    shy = shx if sym else np.sqrt(hy)
+
+    def tasks(t0, t1):
+        _pair_tasks(t0, t1, gx, gy, n, m, sym, size, iops, fops, hx, hy, shx, shy, nngp, ntk)
+
+    with threads_for(_work(tables, gx[1][-1], gy[1][-1]) // (2 if sym else 1)):
+        _run_tasks(tasks, (n + 1) // 2 if sym else n)
     return nngp, ntk
