@@ -60,3 +60,25 @@ def test_graph_kernel_identical_serial_and_parallel(monkeypatch, serial):
     monkeypatch.setattr(threads, "SERIAL_WORK", serial)
     for a, b in zip((k(gs), k(gs[:5], gs[5:]), k.diag(gs)), ref, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("n_tasks", [1, 3, 17, 100])
+def test_graph_task_queue_runs_every_task_once(n_threads, n_tasks):
+    from sklearn_ntk.backends import graph_chain
+
+    if numba.config.NUMBA_NUM_THREADS < n_threads:
+        pytest.skip("needs two numba threads")
+    seen = np.zeros(n_tasks, dtype=int)
+
+    def fn(t0, t1):
+        assert 0 <= t0 < t1 <= n_tasks
+        seen[t0:t1] += 1
+
+    before = numba.get_num_threads()
+    numba.set_num_threads(n_threads)
+    try:
+        graph_chain._run_tasks(fn, n_tasks)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(seen, 1)

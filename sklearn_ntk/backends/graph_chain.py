@@ -5,7 +5,8 @@ Dense layers, Aggregate layers and closed-form activations on nodes, one node re
 (GlobalSumPool or GlobalAvgPool) and a fully-connected tail -- the GNTK family.
 
 Every pair of graphs runs through the whole network inside one compiled function, with its
-:math:`N_1 \times N_2` node-pair state in per-thread buffers. The adjacencies are stored in
+:math:`N_1 \times N_2` node-pair state in per-thread buffers; the rows of the output are
+blocks of tasks taken from a queue by GIL-free threads (:func:`_run_tasks`). The adjacencies are stored in
 compressed sparse rows (dense ones too), so an Aggregate costs :math:`O(E_1 N_2 + N_1 E_2)`
 (:math:`O(N_1 N_2 (N_1 + N_2))` for dense graphs) and a sparse adjacency is never densified.
 The per-node variances come from a self pass computed once per graph; ``k(X)`` computes the upper
@@ -312,8 +313,8 @@ def _self(gx, n, size, iops, fops, hx, nngp, ntk):
 
 
 def _buffers(size):
-    """Check that every thread's eight node-pair buffers of ``size`` values fit in memory."""
-    check_memory(numba.get_num_threads() * 8 * 8 * size, "the node-pair states of the largest graphs")
+    """Check that every thread's nine node-pair buffers of ``size`` values fit in memory."""
+    check_memory(numba.get_num_threads() * 9 * 8 * size, "the node-pair states of the largest graphs")
     return size
 
 
