@@ -28,7 +28,6 @@ from .threads import threads_for
 __all__ = ["encode", "pack", "pairs", "self_pass"]
 
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
-_pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
 _nogil = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _ijit = numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 
@@ -132,15 +131,15 @@ def _aggregate(sn, st, tn, tt, n1, n2, r1, ip1, ix1, d1, r2, ip2, ix2, d2):
 
 
 @_ijit
-def _angle_nodes(code, p0, p1, h, ha, sa, hb, sb, ox, oy, n1, n2, same, sn, st, ops):
+def _angle_nodes(code, p0, p1, h, ha, sa, hb, sb, ox, oy, n1, n2, same, sn, st, va, vb, vq, keep):
     """Angle activation over the node-pair state, one flat vectorised loop over all node pairs.
 
     ``ha[h]``/``sa[h]`` (``hb[h]``/``sb[h]``): the variances of the nodes of the first (second)
     graph's batch at activation ``h`` and their square roots; ``ox``/``oy`` the offsets of the
-    two graphs. The operands of every node pair are first gathered into the rows of ``ops``
-    (variances and product of roots; rows 3 and 4 keep the diagonal), so that the closed form runs over ``n1 * n2`` contiguous
+    two graphs. The operands of every node pair are first gathered into ``va``, ``vb``, ``vq``
+    (variances, product of roots), so that the closed form runs over ``n1 * n2`` contiguous
     entries rather than ``n1`` short rows. With ``same`` the node pairs (p, p) are redone by the
-    exact scalar branch.
+    exact scalar branch from their inputs kept in ``keep``.
     """
     relu, diff2, even = fused._angle_params(code, p0, p1)
     for p in range(n1):
@@ -148,22 +147,22 @@ def _angle_nodes(code, p0, p1, h, ha, sa, hb, sb, ox, oy, n1, n2, same, sn, st, 
         s = sa[h, ox + p]
         e0 = p * n2
         for q in range(n2):
-            ops[0, e0 + q] = a
-            ops[1, e0 + q] = hb[h, oy + q]
-            ops[2, e0 + q] = s * sb[h, oy + q]
-    keep = n1 if same else 0
-    for p in range(keep):  # the diagonal's inputs, before the flat loop overwrites them
-        ops[3, p] = sn[p * n2 + p]
-        ops[4, p] = st[p * n2 + p]
+            va[e0 + q] = a
+            vb[e0 + q] = hb[h, oy + q]
+            vq[e0 + q] = s * sb[h, oy + q]
+    n_diag = n1 if same else 0
+    for p in range(n_diag):  # the diagonal's inputs, before the flat loop overwrites them
+        keep[0, p] = sn[p * n2 + p]
+        keep[1, p] = st[p * n2 + p]
     for e in range(n1 * n2):  # no array slices in here: their reference counts are atomic
-        t, td = fused._angle_core(relu, diff2, even, ops[0, e], ops[1, e], ops[2, e], sn[e])[4:]
+        t, td = fused._angle_core(relu, diff2, even, va[e], vb[e], vq[e], sn[e])[4:]
         sn[e] = t
         st[e] = td * st[e]
-    for p in range(keep):
+    for p in range(n_diag):
         d = p * n2 + p
-        t, td = fused._moments(code, p0, p1, ha[h, ox + p], hb[h, oy + p], ops[3, p], True)
+        t, td = fused._moments(code, p0, p1, ha[h, ox + p], hb[h, oy + p], keep[0, p], True)
         sn[d] = t
-        st[d] = td * ops[4, p]
+        st[d] = td * keep[1, p]
 
 
 @_ijit
@@ -197,7 +196,7 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, shx, shy, bufs, record):
     Hy, offy, ipy, ixy, dy = gy
     n1 = offx[i + 1] - offx[i]
     n2 = offy[j + 1] - offy[j]
-    sn, st, tn, tt, ops = bufs  # states, scratch of Aggregate, operands of _angle_nodes
+    sn, st, tn, tt, tq, keep = bufs  # states; scratch of Aggregate and _angle_nodes
     _gram(Hx, offx[i], n1, Hy, offy[j], n2, sn, st)
     size = n1 * n2
     spatial = True
@@ -230,7 +229,7 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, shx, shy, bufs, record):
                     hx[h, offx[i] + p] = sn[p * n2 + p]
             elif fused._is_angle(iops[r, 2]):
                 _angle_nodes(iops[r, 2], w2, b2, h, hx, shx, hy, shy, offx[i], offy[j],
-                             n1, n2, same, sn, st, ops)
+                             n1, n2, same, sn, st, tn, tt, tq, keep)
                 continue
             for p in range(n1):
                 a = hx[h, offx[i] + p]
@@ -256,9 +255,15 @@ def _run_pair(i, j, same, gx, gy, iops, fops, hx, hy, shx, shy, bufs, record):
 
 
 @_jit
-def _task_buffers(size):
-    """One thread's buffers (made once per task: a slice per pair costs atomic reference counts)."""
-    return np.empty(size), np.empty(size), np.empty(size), np.empty(size), np.empty((5, size))
+def _task_buffers(size, offsets):
+    """One thread's buffers: five of ``size`` node pairs, two rows of the largest graph's nodes.
+
+    Separate arrays made once per block of tasks (a slice per pair costs atomic reference
+    counts when threads share it).
+    """
+    nodes = np.max(offsets[1:] - offsets[:-1])
+    return (np.empty(size), np.empty(size), np.empty(size), np.empty(size), np.empty(size),
+            np.empty((2, nodes)))
 
 
 @_nogil
@@ -268,7 +273,7 @@ def _pair_tasks(t0, t1, gx, gy, n, m, sym, size, iops, fops, hx, hy, shx, shy, n
     Task ``t`` is row ``t`` of the output (``j >= i`` only for ``k(X)``, paired with row
     ``n - 1 - t`` so that every task has about the same work).
     """
-    bufs = _task_buffers(size)
+    bufs = _task_buffers(size, gx[1])
     for task in range(t0, t1):
         first = np.int64(task)
         for rep in range(2 if sym else 1):
@@ -303,18 +308,19 @@ def _run_tasks(fn, n_tasks):
             future.result()
 
 
-@_pjit
-def _self(gx, n, size, iops, fops, hx, nngp, ntk):
-    for i in numba.prange(n):
-        bufs = _task_buffers(size)
+@_nogil
+def _self_tasks(t0, t1, gx, size, iops, fops, hx, nngp, ntk):
+    """Graphs ``t0 .. t1 - 1`` with themselves (recording their variances), without the GIL."""
+    bufs = _task_buffers(size, gx[1])
+    for i in range(t0, t1):
         s, t = _run_pair(i, i, True, gx, gx, iops, fops, hx, hx, hx, hx, bufs, True)
         nngp[i] = s
         ntk[i] = t
 
 
 def _buffers(size):
-    """Check that every thread's nine node-pair buffers of ``size`` values fit in memory."""
-    check_memory(numba.get_num_threads() * 9 * 8 * size, "the node-pair states of the largest graphs")
+    """Check that every thread's five node-pair buffers of ``size`` values fit in memory."""
+    check_memory(numba.get_num_threads() * 5 * 8 * size, "the node-pair states of the largest graphs")
     return size
 
 
@@ -334,8 +340,13 @@ def self_pass(tables, packed):
     hx = np.zeros((max(n_acts, 1), packed[0].shape[1]))
     nngp, ntk = np.empty(n), np.empty(n)
     sizes = np.diff(packed[1])
-    with threads_for(_work(tables, sizes @ sizes, 1)):  # its own region: mostly serial
-        _self(packed, n, _buffers(_max_nodes(packed) ** 2), iops, fops, hx, nngp, ntk)
+    size = _buffers(_max_nodes(packed) ** 2)
+
+    def tasks(t0, t1):
+        _self_tasks(t0, t1, packed, size, iops, fops, hx, nngp, ntk)
+
+    with threads_for(_work(tables, sizes @ sizes, 1)):  # mostly serial: O(n) of the work
+        _run_tasks(tasks, n)
     return nngp, ntk, hx
 
 
