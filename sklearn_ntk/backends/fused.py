@@ -48,6 +48,7 @@ from ..activations import (
 )
 from . import hermite, vecmath
 from .hermite import moments_rows, pair_moments, row_table
+from .threads import run_tasks
 
 _PI = math.pi
 _TWO_PI = 2.0 * math.pi
@@ -55,6 +56,7 @@ _RHO_SNAP = 1e-14
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
 _ijit = numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
+_nogil = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -140,25 +142,25 @@ def _blas_single_thread():
 
 
 def _run_blocks(fn, starts, flops):
-    """Run ``fn`` on every block start: one BLAS thread per block, blocks spread over numba's threads.
+    """Run ``fn`` on every block start: one BLAS thread per block, blocks from a queue.
 
     Threaded BLAS splits each product over the cores and waits for the slowest part; on a busy
     machine that barrier costs several times the product itself (a 4000 x 4000 Gram: 0.2 s
-    instead of 0.03 s). Independent single-threaded blocks taken from a queue keep both the
-    quiet-machine speed and the busy-machine one.
+    instead of 0.03 s). Independent single-threaded blocks taken from a queue
+    (:func:`~sklearn_ntk.backends.threads.run_tasks`) keep both the quiet-machine speed and the
+    busy-machine one.
     """
     starts = list(starts)
-    threads = min(numba.get_num_threads(), len(starts))
-    with _blas_single_thread():
-        if threads <= 1 or flops < _PARALLEL_GRAM_FLOPS:
-            for i0 in starts:
-                fn(i0)
-            return
-        from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for future in [pool.submit(fn, i0) for i0 in starts]:
-                future.result()
+    def blocks(t0, t1):
+        for i0 in starts[t0:t1]:
+            fn(i0)
+
+    with _blas_single_thread():
+        if flops < _PARALLEL_GRAM_FLOPS:
+            blocks(0, len(starts))
+        else:
+            run_tasks(blocks, len(starts))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -635,27 +637,34 @@ def _row_values(i, code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, nng
     )
 
 
-@_pjit
+@_nogil
+def _values_tasks(t0, t1, n, sym, args):
+    """Tasks ``t0 .. t1 - 1`` of :func:`_pairs_values` (row ``t``, and row ``n - 1 - t`` with
+    ``sym`` so that every task has the same work), without the GIL."""
+    for task in range(t0, t1):
+        _row_values(task, *args)
+        other = n - 1 - task
+        if sym and other != task:
+            _row_values(other, *args)
+
+
+def _n_tasks(n, sym):
+    return (n + 1) // 2 if sym else n
+
+
 def _pairs_values(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, nngp_out, ntk_out):
     """All layers for every pair. ``gram`` = X Y^T / d; ``hx``/``hy`` per-row variance histories.
 
     With ``sym`` only i <= j is computed and the caller mirrors the lower triangle; rows are
-    processed in pairs (task, n - 1 - task) so both threads get the same amount of work.
-    ``nngp_out`` may be ``gram`` itself (each element is read before it is written).
+    processed in pairs (task, n - 1 - task) so that tasks have equal work, blocks of tasks from
+    a queue (:func:`~sklearn_ntk.backends.threads.run_tasks`). ``nngp_out`` may be ``gram``
+    itself (each element is read before it is written).
     """
     n = gram.shape[0]
     shx = np.sqrt(hx)
     shy = shx if sym else np.sqrt(hy)
     args = (code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, nngp_out, ntk_out)
-    if sym:
-        for task in numba.prange((n + 1) // 2):
-            _row_values(task, *args)
-            other = n - 1 - task
-            if other != task:
-                _row_values(other, *args)
-    else:
-        for i in numba.prange(n):
-            _row_values(i, *args)
+    run_tasks(lambda t0, t1: _values_tasks(t0, t1, n, sym, args), _n_tasks(n, sym))
 
 
 @_jit
@@ -670,7 +679,16 @@ def _row_single(i, code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, wan
         _row_layers(i, code, p0, p1, w2, b2, depth, g_row, hx, shx, hy, shy, sym, g_row, scratch)
 
 
-@_pjit
+@_nogil
+def _single_tasks(t0, t1, n, sym, args):
+    """Tasks ``t0 .. t1 - 1`` of :func:`_pairs_single`, without the GIL."""
+    for task in range(t0, t1):
+        _row_single(task, *args)
+        other = n - 1 - task
+        if sym and other != task:
+            _row_single(other, *args)
+
+
 def _pairs_single(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk):
     """:func:`_pairs_values` for one output (NTK or NNGP), written over ``gram`` in place:
     one n x m array in all (half the memory of both outputs)."""
@@ -678,15 +696,7 @@ def _pairs_single(code, p0, p1, w2, b2, depth, gram, hx, hy, sym, want_ntk):
     shx = np.sqrt(hx)
     shy = shx if sym else np.sqrt(hy)
     args = (code, p0, p1, w2, b2, depth, gram, hx, shx, hy, shy, sym, want_ntk)
-    if sym:
-        for task in numba.prange((n + 1) // 2):
-            _row_single(task, *args)
-            other = n - 1 - task
-            if other != task:
-                _row_single(other, *args)
-    else:
-        for i in numba.prange(n):
-            _row_single(i, *args)
+    run_tasks(lambda t0, t1: _single_tasks(t0, t1, n, sym, args), _n_tasks(n, sym))
 
 
 @_jit
@@ -807,7 +817,16 @@ def _row_grad(i, code, p0, p1, w2, b2, depth, gram, hx, shx, dhx, dhb, dhw, want
         dk[i, j, 1] = r[r0 + 2]
 
 
-@_pjit
+@_nogil
+def _grad_tasks(t0, t1, n, args):
+    """Tasks ``t0 .. t1 - 1`` of :func:`_pairs_grad`, without the GIL."""
+    for task in range(t0, t1):
+        _row_grad(task, *args)
+        other = n - 1 - task
+        if other != task:
+            _row_grad(other, *args)
+
+
 def _pairs_grad(code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_out):
     """Symmetric k(X) and its gradient w.r.t. (log sigma_b, log sigma_w), upper triangle only."""
     n = gram.shape[0]
@@ -815,30 +834,25 @@ def _pairs_grad(code, p0, p1, w2, b2, depth, gram, hx, dhx, want_ntk, k_out, dk_
     dhb = np.ascontiguousarray(dhx[:, :, 0])
     dhw = np.ascontiguousarray(dhx[:, :, 1])
     args = (code, p0, p1, w2, b2, depth, gram, hx, shx, dhx, dhb, dhw, want_ntk, k_out, dk_out)
-    for task in numba.prange((n + 1) // 2):
-        _row_grad(task, *args)
-        other = n - 1 - task
-        if other != task:
-            _row_grad(other, *args)
+    run_tasks(lambda t0, t1: _grad_tasks(t0, t1, n, args), _n_tasks(n, True))
 
 
-@_pjit
-def _mirror(a):
-    """Copy the upper triangle of a square (n, n) array into the lower one, in place."""
-    n = a.shape[0]
-    for i in numba.prange(n):
+@_nogil
+def _mirror_rows(a, r0, r1):
+    """Rows ``r0 .. r1 - 1`` of :func:`_mirror` (any trailing axes), without the GIL."""
+    for i in range(r0, r1):
         for j in range(i):
             a[i, j] = a[j, i]
 
 
-@_pjit
+def _mirror(a):
+    """Copy the upper triangle of a square (n, n) array into the lower one, in place."""
+    run_tasks(lambda r0, r1: _mirror_rows(a, r0, r1), a.shape[0])
+
+
 def _mirror3(a):
     """Copy the upper triangle of a (n, n, k) array into the lower one, in place."""
-    n = a.shape[0]
-    for i in numba.prange(n):
-        for j in range(i):
-            for k in range(a.shape[2]):
-                a[i, j, k] = a[j, i, k]
+    _mirror(a)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,15 +15,13 @@ triangle only. :func:`encode` returns ``None`` for any network outside this fami
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numba
 import numpy as np
 import scipy.sparse as sp
 
 from .._validation import check_memory
 from . import fused
-from .threads import threads_for
+from .threads import run_tasks, threads_for
 
 __all__ = ["encode", "pack", "pairs", "self_pass"]
 
@@ -32,7 +30,6 @@ _nogil = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _ijit = numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 
 OP_DENSE, OP_ACT, OP_AGG, OP_GAP, OP_GSP = 0, 1, 2, 3, 4
-_BLOCKS_PER_THREAD = 8  # blocks of rows in the queue per thread (balance on a busy machine)
 
 
 def encode(plan, w2, b2):
@@ -291,21 +288,8 @@ def _pair_tasks(t0, t1, gx, gy, n, m, sym, size, iops, fops, hx, hy, shx, shy, n
 
 
 def _run_tasks(fn, n_tasks):
-    """``fn(t0, t1)`` over blocks of tasks, taken from a queue by ``numba.get_num_threads()`` threads.
-
-    A queue rather than a parallel region: on a busy machine a region waits for its slowest
-    thread (static shares) and its idle threads spin; here a thread that is held up leaves its
-    remaining blocks to the others, and an idle thread sleeps. Every entry is computed by the
-    same code whatever the thread count.
-    """
-    threads = min(numba.get_num_threads(), n_tasks)
-    if threads <= 1:
-        fn(0, n_tasks)
-        return
-    bounds = np.linspace(0, n_tasks, min(n_tasks, _BLOCKS_PER_THREAD * threads) + 1).astype(np.int64)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for future in [pool.submit(fn, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]:
-            future.result()
+    """:func:`~sklearn_ntk.backends.threads.run_tasks` (blocks of tasks from a queue)."""
+    run_tasks(fn, n_tasks)
 
 
 @_nogil

@@ -1,21 +1,30 @@
-"""How many threads a compiled kernel evaluation uses: one when the work is small.
+"""How kernel evaluations use threads: one when the work is small, a queue of blocks otherwise.
 
 Starting a parallel region costs tens of microseconds on a quiet machine, and on a busy one (a
 ``GridSearchCV(n_jobs=...)`` beside it, any other process) each region waits for a time slice
 of every thread: about 8 ms per region measured on two busy cores, against 0.5 ms for a whole
 150-row kernel on one thread. Small evaluations therefore run on the calling thread alone; the
 results do not depend on the thread count (every entry is computed by the same code).
+
+Larger evaluations run blocks of rows taken from a queue by ``numba.get_num_threads()`` threads
+(:func:`run_tasks`) rather than in one parallel region: a region splits the rows in fixed shares
+and waits for its slowest thread while the others spin, so on a busy machine two threads were
+slower than one; from a queue a thread that is held up leaves its remaining blocks to the others.
+The compiled block functions release the GIL.
 """
 
 from __future__ import annotations
 
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
+import numpy as np
 
-__all__ = ["SERIAL_WORK", "n_rows", "threads_for"]
+__all__ = ["BLOCKS_PER_THREAD", "SERIAL_WORK", "n_rows", "run_tasks", "threads_for"]
 
 SERIAL_WORK = 1 << 18  # entries x layers below which one thread is used (~0.5 ms of work)
+BLOCKS_PER_THREAD = 8  # blocks of tasks in the queue per thread (balance on a busy machine)
 
 
 @contextlib.contextmanager
@@ -41,3 +50,18 @@ def n_rows(A):
         return len(A)
     except TypeError:
         return SERIAL_WORK
+
+
+def run_tasks(fn, n_tasks):
+    """``fn(t0, t1)`` over blocks of tasks ``0 .. n_tasks - 1``, from a queue served by
+    ``numba.get_num_threads()`` threads (the calling thread alone when that is one)."""
+    threads = min(numba.get_num_threads(), n_tasks)
+    if threads <= 1:
+        if n_tasks > 0:
+            fn(0, n_tasks)
+        return
+    bounds = np.linspace(0, n_tasks, min(n_tasks, BLOCKS_PER_THREAD * threads) + 1).astype(np.int64)
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        futures = [pool.submit(fn, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        for future in futures:
+            future.result()
