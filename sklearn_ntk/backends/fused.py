@@ -951,6 +951,20 @@ def numeric_diag(act, w2, b2, depth, sq, grad=False, tables=None):
     return res
 
 
+def _numeric_values(act, w2, b2, depth, gram, hx, hy, sym, tables):
+    """``(nngp, ntk)`` of :func:`numeric_pairs`: one compiled pass over the pairs per layer."""
+    s = w2 * gram + b2
+    if sym:
+        np.fill_diagonal(s, hx[0])
+    th = s.copy()
+    for layer in range(depth):
+        hermite.layer_values(act, tables[layer], hx[layer], hy[layer], s, th, w2, b2, sym)
+    if sym:
+        _mirror(s)
+        _mirror(th)
+    return s, th
+
+
 _PAIR_CHUNK = 1 << 18  # pairs per chunk of the numerical recursion (bounds its temporaries)
 
 
@@ -975,6 +989,8 @@ def numeric_pairs(act, w2, b2, depth, gram, hx, hy, sym, grad=False, dhx=None, t
     var = hx if sym else np.concatenate([hx, hy], axis=1)
     if not (sym and tables):
         tables = [row_table(act, var[layer], grad) for layer in range(depth)]
+    if not grad:
+        return _numeric_values(act, w2, b2, depth, gram, hx, hy, sym, tables)
     outs = [np.empty((n, m)) for _ in range(2)] + [np.empty((n, m, 2)) for _ in range(2 * grad)]
     step = max(1, _PAIR_CHUNK // m)
     for i0 in range(0, n, step):

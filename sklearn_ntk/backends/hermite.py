@@ -294,6 +294,104 @@ def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, factors, tol, out, ok):
         ok[p] = good
 
 
+@_jit
+def _two_series(c0, r0, d0, q0, c1, r1, d1, q1, K, rho, scale0, scale1):
+    """The T and Tdot series of one pair together (coefficients ``c``/``d``, square-rooted tail
+    energies ``r``/``q`` of the two members), each stopped by its own tail bound.
+
+    Returns (T, Tdot, converged).
+    """
+    acc0 = 0.0
+    acc1 = 0.0
+    rk = 1.0
+    live0 = True
+    live1 = True
+    for k0 in range(0, K, 4):
+        for k in range(k0, k0 + 4):
+            if live0:
+                acc0 += c0[k] * d0[k] * rk
+            if live1:
+                acc1 += c1[k] * d1[k] * rk
+            rk *= rho
+        ar = abs(rk)
+        k = k0 + 4
+        live0 = live0 and ar * r0[k] * q0[k] > scale0
+        live1 = live1 and ar * r1[k] * q1[k] > scale1
+        if not (live0 or live1):
+            return acc0, acc1, True
+    return acc0, acc1, False
+
+
+@_jit
+def _row_layer(i, C, SR, nterms, M, ix, sx, iy, sy, sym, s, th, w2, b2, tol, bad):
+    """One row of :func:`_layer_pairs`: T and Tdot of its pairs by series, then the Dense layer."""
+    m = s.shape[1]
+    r = ix[i]
+    for j in range(i if sym else 0, m):
+        q = sx[i] * sy[j]
+        rho = s[i, j] / q if q > 0.0 else 0.0
+        rho = min(1.0, max(-1.0, rho))
+        rj = iy[j]
+        if (sym and j == i) or (r == rj and rho >= 1.0 - 1e-15):
+            t, td = M[0, 0, r], M[1, 1, r]
+        else:
+            t, td, ok = _two_series(
+                C[0, r], SR[0, r], C[0, rj], SR[0, rj], C[1, r], SR[1, r], C[1, rj], SR[1, rj],
+                min(nterms[r], nterms[rj]), rho,
+                tol * SR[0, r, 0] * SR[0, rj, 0], tol * SR[1, r, 0] * SR[1, rj, 0],
+            )
+            if not ok:
+                bad[i, j] = True
+                continue
+        s_new = w2 * t + b2
+        th[i, j] = s_new + w2 * td * th[i, j]
+        s[i, j] = s_new
+
+
+@_pjit
+def _layer_pairs(C, SR, nterms, M, ix, sx, iy, sy, sym, s, th, w2, b2, tol, bad):
+    """One layer for every pair, in place: (Sigma, Theta) -> (Sigma', Theta') (see layer_values)."""
+    n = s.shape[0]
+    args = (C, SR, nterms, M, ix, sx, iy, sy, sym, s, th, w2, b2, tol, bad)
+    if sym:
+        for task in numba.prange((n + 1) // 2):
+            _row_layer(task, *args)
+            other = n - 1 - task
+            if other != task:
+                _row_layer(other, *args)
+    else:
+        for i in numba.prange(n):
+            _row_layer(i, *args)
+
+
+def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
+    """One activation + Dense layer for every pair of a kernel matrix, in place.
+
+    ``s``/``th``: Sigma and Theta of the pairs (n, m), overwritten with the next layer's (only
+    the upper triangle j >= i with ``sym``); ``table``: the :class:`RowTable` of the variances
+    ``var_x`` of the rows followed (unless ``sym``) by ``var_y`` of the columns. Pairs whose
+    series does not converge in the table's terms take :func:`_hard_pairs`.
+    """
+    n, m = s.shape
+    ix = table.index[:n]
+    iy = ix if sym else table.index[n:]
+    SR = np.sqrt(table.R[:2])
+    sx, sy = np.sqrt(var_x), np.sqrt(var_y)
+    bad = np.zeros((n, m), dtype=np.bool_)
+    _layer_pairs(table.C, SR, table.nterms, table.M, ix, sx, iy, sy, sym, s, th, w2, b2, _TOL, bad)
+    rows, cols = np.nonzero(bad)
+    if rows.size:
+        a, b = ix[rows], iy[cols]
+        c = s[rows, cols]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = sx[rows] * sy[cols]
+            rho = np.clip(np.where(q > 0, c / np.where(q > 0, q, 1.0), 0.0), -1.0, 1.0)
+        out = _hard_pairs(act, table, a, b, rho)
+        s_new = w2 * out[0] + b2
+        th[rows, cols] = s_new + w2 * out[1] * th[rows, cols]
+        s[rows, cols] = s_new
+
+
 # --------------------------------------------------------------------------------------------------
 # direct two-dimensional rule for the pairs a series cannot serve
 # --------------------------------------------------------------------------------------------------
