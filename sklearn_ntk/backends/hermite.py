@@ -136,22 +136,29 @@ def _single_threaded_blas():
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
-def _buckets(groups, long):
-    """Rows sharing one rule: smooth rows (group <= 0) and the rest at the finest group needed."""
-    if long:
+def _buckets(groups, tier):
+    """Rows sharing one rule: smooth rows (group <= 0) and the rest at the finest group needed.
+
+    ``tier`` 0 computes the first ``_HEAD_TERMS`` coefficients (enough for most pairs), 1 the
+    standard numbers of terms and 2 ``_LONG_TERMS`` on a finer rule; tiers 1 and 2 are computed
+    only for the rows of pairs whose series did not converge in the tier before.
+    """
+    if tier == 2:
         return [(int(groups.max()), _LONG_TERMS, _LONG_WIDTH, np.arange(groups.size))]
     out = []
     smooth = groups <= 0
     if smooth.any():
-        out.append((0, _SMOOTH_TERMS, None, np.flatnonzero(smooth)))
+        out.append((0, _HEAD_TERMS if tier == 0 else _SMOOTH_TERMS, None, np.flatnonzero(smooth)))
     if not smooth.all():
-        out.append((int(groups.max()), _SHARP_TERMS, None, np.flatnonzero(~smooth)))
+        terms = _HEAD_TERMS if tier == 0 else _SHARP_TERMS
+        out.append((int(groups.max()), terms, None, np.flatnonzero(~smooth)))
     return out
 
 
+_HEAD_TERMS = 64  # first tier (a multiple of 4, like every number of terms)
 _SMOOTH_TERMS = 128
 _SHARP_TERMS = 256
-_LONG_TERMS = 1024  # second pass, only for the rows of pairs whose series did not converge
+_LONG_TERMS = 1024
 _LONG_WIDTH = 0.25
 
 
@@ -187,7 +194,7 @@ def diagonal_moments(act, var, order):
     var = np.asarray(var, dtype=float)
     n_sets = order + 1
     M = np.empty((n_sets, n_sets, var.shape[0]))
-    for group, _, width, idx in _buckets(_scale_group(var), False):
+    for group, _, width, idx in _buckets(_scale_group(var), 1):
         z, w = _scale_rule(group, width)
         f = _evaluate(act, np.sqrt(var[idx])[:, None] * z[None, :], order)
         with _single_threaded_blas():
@@ -197,7 +204,7 @@ def diagonal_moments(act, var, order):
     return M
 
 
-def coefficient_table(act, var, order, long=False):
+def coefficient_table(act, var, order, tier=1):
     """Hermite coefficients of ``phi^(j)(sqrt(v) z)`` for every variance ``v`` and ``j <= order``.
 
     Returns
@@ -211,10 +218,11 @@ def coefficient_table(act, var, order, long=False):
     M : ndarray (order + 1, order + 1, len(var))
         One-dimensional moments ``E[phi^(i)(u) phi^(j)(u)]`` (the pair with itself).
 
-    With ``long``, every row gets ``_LONG_TERMS`` coefficients (on a finer rule).
+    ``tier``: 0 for the first ``_HEAD_TERMS`` coefficients, 1 for 128 (smooth rows) or 256, 2 for
+    ``_LONG_TERMS`` on a finer rule (see :func:`_buckets`).
     """
     var = np.asarray(var, dtype=float)
-    buckets = _buckets(_scale_group(var), long)
+    buckets = _buckets(_scale_group(var), tier)
     K = max(b[1] for b in buckets)
     n_sets = order + 1
     C = np.zeros((n_sets, var.shape[0], K))
@@ -295,11 +303,11 @@ def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, factors, tol, out, ok):
 
 
 @_jit
-def _two_series(c0, r0, d0, q0, c1, r1, d1, q1, K, rho, scale0, scale1):
-    """The T and Tdot series of one pair together (coefficients ``c``/``d``, square-rooted tail
-    energies ``r``/``q`` of the two members), each stopped by its own tail bound.
+def _two_series(pa, pb, K, rho, scale0, scale1):
+    """The T and Tdot series of one pair together, each stopped by its own tail bound.
 
-    Returns (T, Tdot, converged).
+    ``pa``/``pb``: the packed tables of the two members (see :func:`_packed`). Returns
+    ``(T, Tdot, converged)``.
     """
     acc0 = 0.0
     acc1 = 0.0
@@ -309,36 +317,35 @@ def _two_series(c0, r0, d0, q0, c1, r1, d1, q1, K, rho, scale0, scale1):
     for k0 in range(0, K, 4):
         for k in range(k0, k0 + 4):
             if live0:
-                acc0 += c0[k] * d0[k] * rk
+                acc0 += pa[k, 0] * pb[k, 0] * rk
             if live1:
-                acc1 += c1[k] * d1[k] * rk
+                acc1 += pa[k, 1] * pb[k, 1] * rk
             rk *= rho
         ar = abs(rk)
         k = k0 + 4
-        live0 = live0 and ar * r0[k] * q0[k] > scale0
-        live1 = live1 and ar * r1[k] * q1[k] > scale1
+        live0 = live0 and ar * pa[k, 2] * pb[k, 2] > scale0
+        live1 = live1 and ar * pa[k, 3] * pb[k, 3] > scale1
         if not (live0 or live1):
             return acc0, acc1, True
     return acc0, acc1, False
 
 
 @_jit
-def _row_layer(i, C, SR, nterms, M, ix, sx, iy, sy, sym, s, th, w2, b2, tol, bad):
+def _row_layer(i, PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, bad):
     """One row of :func:`_layer_pairs`: T and Tdot of its pairs by series, then the Dense layer."""
     m = s.shape[1]
     r = ix[i]
+    pa = PX[i]
     for j in range(i if sym else 0, m):
         q = sx[i] * sy[j]
         rho = s[i, j] / q if q > 0.0 else 0.0
         rho = min(1.0, max(-1.0, rho))
-        rj = iy[j]
-        if (sym and j == i) or (r == rj and rho >= 1.0 - 1e-15):
+        if (sym and j == i) or (r == iy[j] and rho >= 1.0 - 1e-15):
             t, td = M[0, 0, r], M[1, 1, r]
         else:
+            pb = PY[j]
             t, td, ok = _two_series(
-                C[0, r], SR[0, r], C[0, rj], SR[0, rj], C[1, r], SR[1, r], C[1, rj], SR[1, rj],
-                min(nterms[r], nterms[rj]), rho,
-                tol * SR[0, r, 0] * SR[0, rj, 0], tol * SR[1, r, 0] * SR[1, rj, 0],
+                pa, pb, min(nx[i], ny[j]), rho, tol * pa[0, 2] * pb[0, 2], tol * pa[0, 3] * pb[0, 3]
             )
             if not ok:
                 bad[i, j] = True
@@ -349,10 +356,10 @@ def _row_layer(i, C, SR, nterms, M, ix, sx, iy, sy, sym, s, th, w2, b2, tol, bad
 
 
 @_pjit
-def _layer_pairs(C, SR, nterms, M, ix, sx, iy, sy, sym, s, th, w2, b2, tol, bad):
+def _layer_pairs(PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, bad):
     """One layer for every pair, in place: (Sigma, Theta) -> (Sigma', Theta') (see layer_values)."""
     n = s.shape[0]
-    args = (C, SR, nterms, M, ix, sx, iy, sy, sym, s, th, w2, b2, tol, bad)
+    args = (PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, bad)
     if sym:
         for task in numba.prange((n + 1) // 2):
             _row_layer(task, *args)
@@ -362,6 +369,21 @@ def _layer_pairs(C, SR, nterms, M, ix, sx, iy, sy, sym, s, th, w2, b2, tol, bad)
     else:
         for i in numba.prange(n):
             _row_layer(i, *args)
+
+
+def _packed(table, rows):
+    """The T and Tdot tables of ``rows`` in kernel order, one contiguous block per row.
+
+    ``P[r, k] = (c0_k, c1_k, sqrt(R0_k), sqrt(R1_k))`` (coefficients zero at ``k = K``), so that a
+    pair reads its two members' terms as two short sequential streams.
+    """
+    K = table.C.shape[2]
+    P = np.zeros((rows.shape[0], K + 1, 4))
+    P[:, :K, 0] = table.C[0, rows]
+    P[:, :K, 1] = table.C[1, rows]
+    P[:, :, 2] = np.sqrt(table.R[0, rows])
+    P[:, :, 3] = np.sqrt(table.R[1, rows])
+    return P
 
 
 def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
@@ -375,10 +397,12 @@ def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
     n, m = s.shape
     ix = table.index[:n]
     iy = ix if sym else table.index[n:]
-    SR = np.sqrt(table.R[:2])
     sx, sy = np.sqrt(var_x), np.sqrt(var_y)
+    PX = _packed(table, ix)
+    PY = PX if sym else _packed(table, iy)
+    nx, ny = table.nterms[ix], table.nterms[iy]
     bad = np.zeros((n, m), dtype=np.bool_)
-    _layer_pairs(table.C, SR, table.nterms, table.M, ix, sx, iy, sy, sym, s, th, w2, b2, _TOL, bad)
+    _layer_pairs(PX, nx, ix, sx, PY, ny, iy, sy, table.M, sym, s, th, w2, b2, _TOL, bad)
     rows, cols = np.nonzero(bad)
     if rows.size:
         a, b = ix[rows], iy[cols]
@@ -470,17 +494,22 @@ class RowTable(NamedTuple):
     R: np.ndarray
     M: np.ndarray
     grad: bool
+    tier: int = 0
 
     @property
     def nbytes(self):
         return sum(x.nbytes for x in (self.var, self.index, self.C, self.nterms, self.R, self.M))
 
 
-def row_table(act, var, grad=False):
-    """Coefficients for rows with variances ``var`` (computed once per distinct variance)."""
+def row_table(act, var, grad=False, tier=0):
+    """Coefficients for rows with variances ``var`` (computed once per distinct variance).
+
+    The first tier holds the terms most pairs need; pairs whose series does not converge there
+    take the next tiers (:func:`_hard_pairs`).
+    """
     uvar, inv = np.unique(np.asarray(var, dtype=float), return_inverse=True)
-    C, nterms, R, M = coefficient_table(act, uvar, 3 if grad else 1)
-    return RowTable(uvar, inv, C, nterms, R, M, grad)
+    C, nterms, R, M = coefficient_table(act, uvar, 3 if grad else 1, tier)
+    return RowTable(uvar, inv, C, nterms, R, M, grad, tier)
 
 
 def table_bytes(n_rows, grad=False):
@@ -545,19 +574,24 @@ def pair_moments(act, table, ia, ib, c, same):
 
 
 def _hard_pairs(act, table, ia, ib, rho):
-    """Longer series for the rows involved, then the direct 2-D rule for what remains."""
+    """Longer series (the next tiers) for the rows involved, then the direct 2-D rule."""
     sets_a, sets_b, factors = _spec(table.grad)
     order = 3 if table.grad else 1
-    rows, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
-    C, nterms, R, _ = coefficient_table(act, table.var[rows], order, long=True)
     out = np.empty((factors.shape[0], ia.shape[0]))
-    ok = np.empty(ia.shape[0], dtype=np.bool_)
-    ja, jb = inv[: ia.shape[0]], inv[ia.shape[0] :]
-    _series(C, R, nterms, ja, jb, rho, sets_a, sets_b, factors, _TOL, out, ok)
-    bad = np.flatnonzero(~ok)
-    if bad.size:
-        a, b = table.var[ia[bad]], table.var[ib[bad]]
-        out[:, bad] = factors[:, None] * _direct(act, a, b, rho[bad], sets_a, sets_b, order)
+    left = np.arange(ia.shape[0])
+    for tier in range(table.tier + 1, 3):
+        rows, inv = np.unique(np.concatenate([ia[left], ib[left]]), return_inverse=True)
+        C, nterms, R, _ = coefficient_table(act, table.var[rows], order, tier)
+        part = np.empty((factors.shape[0], left.shape[0]))
+        ok = np.empty(left.shape[0], dtype=np.bool_)
+        ja, jb = inv[: left.shape[0]], inv[left.shape[0] :]
+        _series(C, R, nterms, ja, jb, rho[left], sets_a, sets_b, factors, _TOL, part, ok)
+        out[:, left[ok]] = part[:, ok]
+        left = left[~ok]
+        if not left.size:
+            return out
+    a, b = table.var[ia[left]], table.var[ib[left]]
+    out[:, left] = factors[:, None] * _direct(act, a, b, rho[left], sets_a, sets_b, order)
     return out
 
 
