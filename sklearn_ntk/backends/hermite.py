@@ -115,10 +115,15 @@ def _weighted_hermite(group, K, width=None):
 
 
 def _hermite_matrix(group, K, width):
+    """Even and odd columns of ``h_k(z_q) w_q`` on the rule's nodes ``z_q > 0`` (the rule is
+    symmetric and ``h_k(-z) = (-1)^k h_k(z)``, so each coefficient is a sum over half the nodes)."""
     z, w = _scale_rule(group, width)
-    Hw = _hermite(z, K) * w[:, None]
-    Hw.setflags(write=False)
-    return Hw
+    half = z.shape[0] // 2
+    Hw = _hermite(z[half:], K) * w[half:, None]
+    even, odd = np.ascontiguousarray(Hw[:, 0::2]), np.ascontiguousarray(Hw[:, 1::2])
+    even.setflags(write=False)
+    odd.setflags(write=False)
+    return even, odd
 
 
 _cached_hermite_matrix = functools.lru_cache(maxsize=8)(_hermite_matrix)
@@ -155,6 +160,7 @@ def _buckets(groups, tier):
     return out
 
 
+_EVAL_BLOCK = 1 << 13  # activation values per block of rows: small temporaries stay in cache
 _HEAD_TERMS = 64  # first tier (a multiple of 4, like every number of terms)
 _SMOOTH_TERMS = 128
 _SHARP_TERMS = 256
@@ -228,17 +234,24 @@ def coefficient_table(act, var, order, tier=1):
     C = np.zeros((n_sets, var.shape[0], K))
     nterms = np.empty(var.shape[0], dtype=np.int64)
     M = np.empty((n_sets, n_sets, var.shape[0]))
-    for group, kg, width, idx in buckets:
-        z, w = _scale_rule(group, width)
-        Hw = _weighted_hermite(group, kg, width)
-        nterms[idx] = kg
-        x = np.sqrt(var[idx])[:, None] * z[None, :]
-        f = _evaluate(act, x, order)
-        with _single_threaded_blas():
-            for i in range(n_sets):
-                C[i, idx, :kg] = f[i] @ Hw
-                for j in range(i, n_sets):
-                    M[i, j, idx] = M[j, i, idx] = (f[i] * f[j]) @ w
+    with _single_threaded_blas():
+        for group, kg, width, idx in buckets:
+            z, w = _scale_rule(group, width)
+            half = z.shape[0] // 2
+            nodes = np.concatenate([z[half:], -z[half:]])
+            weights = np.concatenate([w[half:], w[half:]])
+            even, odd = _weighted_hermite(group, kg, width)
+            nterms[idx] = kg
+            step = max(1, _EVAL_BLOCK // nodes.shape[0])
+            for r0 in range(0, idx.shape[0], step):
+                rows = idx[r0 : r0 + step]
+                f = _evaluate(act, np.sqrt(var[rows])[:, None] * nodes[None, :], order)
+                for i in range(n_sets):
+                    fp, fm = f[i][:, :half], f[i][:, half:]
+                    C[i, rows, 0:kg:2] = (fp + fm) @ even
+                    C[i, rows, 1:kg:2] = (fp - fm) @ odd
+                    for j in range(i, n_sets):
+                        M[i, j, rows] = M[j, i, rows] = (f[i] * f[j]) @ weights
     return C, nterms, _tail_energies(C, nterms, M), M
 
 
@@ -250,20 +263,32 @@ def _tail_energies(C, nterms, M):
     eight coefficients as ``2 K max(c_k^2)`` (a bound for the slowest decay, ~k^-3/2, of a step).
     """
     n_sets, n_rows, K = C.shape
-    energy = np.array([M[j, j] for j in range(n_sets)])
-    sq = C * C
-    rev = np.cumsum(sq[:, :, ::-1], axis=2)[:, :, ::-1]
-    missing = energy - rev[:, :, 0]
-    last = np.empty((n_sets, n_rows))
-    for k in np.unique(nterms):
-        rows = nterms == k
-        last[:, rows] = sq[:, rows, max(0, k - 8) : k].max(axis=2)
-    guess = np.minimum(2.0 * nterms[None, :] * last, 1e-14 * energy)
-    beyond = np.where(missing > 1e-14 * energy, missing, guess)
     R = np.empty((n_sets, n_rows, K + 1))
-    R[:, :, :K] = rev + beyond[:, :, None]
-    R[:, :, K] = beyond
+    _tail_rows(C, nterms, M, R)
     return R
+
+
+@_jit
+def _tail_rows(C, nterms, M, R):
+    """The loops of :func:`_tail_energies` (no temporaries)."""
+    n_sets, n_rows, K = C.shape
+    for j in range(n_sets):
+        for r in range(n_rows):
+            energy = M[j, j, r]
+            acc = 0.0
+            for k in range(K - 1, -1, -1):
+                acc += C[j, r, k] * C[j, r, k]
+                R[j, r, k] = acc
+            last = 0.0
+            for k in range(max(0, nterms[r] - 8), nterms[r]):
+                last = max(last, C[j, r, k] * C[j, r, k])
+            missing = energy - acc
+            beyond = missing
+            if not missing > 1e-14 * energy:
+                beyond = min(2.0 * nterms[r] * last, 1e-14 * energy)
+            for k in range(K):
+                R[j, r, k] += beyond
+            R[j, r, K] = beyond
 
 
 # --------------------------------------------------------------------------------------------------
