@@ -161,7 +161,7 @@ def _buckets(groups, tier):
 
 
 _EVAL_BLOCK = 1 << 13  # activation values per block of rows: small temporaries stay in cache
-_HEAD_TERMS = 64  # first tier (a multiple of 4, like every number of terms)
+_HEAD_TERMS = 96  # first tier (a multiple of 4, like every number of terms)
 _SMOOTH_TERMS = 128
 _SHARP_TERMS = 256
 _LONG_TERMS = 1024
@@ -428,8 +428,8 @@ def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
     nx, ny = table.nterms[ix], table.nterms[iy]
     bad = np.zeros((n, m), dtype=np.bool_)
     _layer_pairs(PX, nx, ix, sx, PY, ny, iy, sy, table.M, sym, s, th, w2, b2, _TOL, bad)
-    rows, cols = np.nonzero(bad)
-    if rows.size:
+    if bad.any():
+        rows, cols = np.nonzero(bad)
         a, b = ix[rows], iy[cols]
         c = s[rows, cols]
         with np.errstate(divide="ignore", invalid="ignore"):
