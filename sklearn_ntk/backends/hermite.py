@@ -202,11 +202,14 @@ def diagonal_moments(act, var, order):
     M = np.empty((n_sets, n_sets, var.shape[0]))
     for group, _, width, idx in _buckets(_scale_group(var), 1):
         z, w = _scale_rule(group, width)
-        f = _evaluate(act, np.sqrt(var[idx])[:, None] * z[None, :], order)
-        with _single_threaded_blas():
-            for i in range(n_sets):
-                for j in range(i, n_sets):
-                    M[i, j, idx] = M[j, i, idx] = (f[i] * f[j]) @ w
+        step = max(1, _EVAL_BLOCK // z.shape[0])
+        for r0 in range(0, idx.shape[0], step):
+            rows = idx[r0 : r0 + step]
+            f = _evaluate(act, np.sqrt(var[rows])[:, None] * z[None, :], order)
+            with _single_threaded_blas():
+                for i in range(n_sets):
+                    for j in range(i, n_sets):
+                        M[i, j, rows] = M[j, i, rows] = (f[i] * f[j]) @ w
     return M
 
 
