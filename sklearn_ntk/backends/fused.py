@@ -969,10 +969,13 @@ _PAIR_CHUNK = 1 << 18  # pairs per chunk of the numerical recursion (bounds its 
 
 
 def numeric_pairs_bytes(n, m, depth, grad=False):
-    """Memory :func:`numeric_pairs` allocates: outputs, per-layer row tables, one chunk of pairs."""
+    """Memory :func:`numeric_pairs` allocates: outputs, per-layer row tables, and one chunk of
+    pairs (gradients) or one layer's packed tables and flags (values)."""
     outputs = 8 * n * m * (6 if grad else 2)
     tables = depth * hermite.table_bytes(n + m, grad)
-    chunk = 8 * min(n * m, _PAIR_CHUNK + n + m) * (3 * (depth + 1) + (60 if grad else 30))
+    if not grad:
+        return outputs + tables + hermite.layer_values_bytes(n, m)
+    chunk = 8 * min(n * m, _PAIR_CHUNK + n + m) * (3 * (depth + 1) + 60)
     return outputs + tables + chunk
 
 

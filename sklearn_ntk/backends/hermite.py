@@ -414,6 +414,11 @@ def _packed(table, rows):
     return P
 
 
+def layer_values_bytes(n, m):
+    """Memory :func:`layer_values` allocates beyond its arguments (packed tables, flags)."""
+    return 32 * (_SHARP_TERMS + 1) * (n + m) + n * m
+
+
 def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
     """One activation + Dense layer for every pair of a kernel matrix, in place.
 
