@@ -10,7 +10,10 @@ polynomials :math:`h_k` and :math:`z \\sim \\mathcal{N}(0, 1)`,
     f_k(a) = \\mathbb{E}[f(\\sqrt{a}\\, z)\\, h_k(z)].
 
 The coefficients depend on one variance only: they are computed once per row of the kernel
-(:func:`coefficient_table`), and each pair costs a short series (:func:`_series`). The tail after
+(:func:`coefficient_table`), and each pair costs a short series (:func:`_two_series` in the
+compiled per-layer pass :func:`layer_values`, :func:`_series` for flat lists of pairs). The rows
+first get the 96 coefficients most pairs need; the rows of the pairs whose series has not converged
+there get 128 or 256, then 1024 (:func:`_hard_pairs`). The tail after
 ``K`` terms is bounded by Cauchy-Schwarz, :math:`|\\rho|^K \\sqrt{R_K(a) R_K(b)}` with the tail energies
 :math:`R_K(a) = \\sum_{k \\ge K} f_k(a)^2 = \\mathbb{E}[f(\\sqrt a z)^2] - \\sum_{k<K} f_k(a)^2`, so every
 pair stops as soon as its own bound is met. Pairs whose series would be too long (large variances,
