@@ -399,7 +399,11 @@ class Tanh(Activation):
 
     def derivatives(self, x, order=1):
         t = np.tanh(x)
+        if order < 1:  # only what is asked for: the kernel's tables evaluate this at many nodes
+            return [t]
         d1 = 1.0 - t * t
+        if order < 2:
+            return [t, d1]
         out = [t, d1, -2.0 * t * d1, -2.0 * d1 * (1.0 - 3.0 * t * t)]
         return out[: order + 1]
 
@@ -419,7 +423,11 @@ class Sigmoid(Activation):
 
     def derivatives(self, x, order=1):
         s = special.expit(x)
+        if order < 1:
+            return [s]
         d1 = s * (1.0 - s)
+        if order < 2:
+            return [s, d1]
         out = [s, d1, d1 * (1.0 - 2.0 * s), d1 * (1.0 - 6.0 * s + 6.0 * s * s)]
         return out[: order + 1]
 
@@ -439,7 +447,11 @@ class SiLU(Activation):
 
     def derivatives(self, x, order=1):
         s = special.expit(x)
+        if order < 1:
+            return [x * s]
         d1 = s * (1.0 - s)
+        if order < 2:
+            return [x * s, s + x * d1]
         d2 = d1 * (1.0 - 2.0 * s)
         d3 = d1 * (1.0 - 6.0 * s + 6.0 * s * s)
         out = [x * s, s + x * d1, 2.0 * d1 + x * d2, 3.0 * d2 + x * d3]

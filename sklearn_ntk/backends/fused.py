@@ -965,14 +965,31 @@ def numeric_diag(act, w2, b2, depth, sq, grad=False, tables=None):
     return res
 
 
+def _numeric_values(act, w2, b2, depth, gram, hx, hy, sym, tables):
+    """``(nngp, ntk)`` of :func:`numeric_pairs`: one compiled pass over the pairs per layer."""
+    s = w2 * gram + b2
+    if sym:
+        np.fill_diagonal(s, hx[0])
+    th = s.copy()
+    for layer in range(depth):
+        hermite.layer_values(act, tables[layer], hx[layer], hy[layer], s, th, w2, b2, sym)
+    if sym:
+        _mirror(s)
+        _mirror(th)
+    return s, th
+
+
 _PAIR_CHUNK = 1 << 18  # pairs per chunk of the numerical recursion (bounds its temporaries)
 
 
 def numeric_pairs_bytes(n, m, depth, grad=False):
-    """Memory :func:`numeric_pairs` allocates: outputs, per-layer row tables, one chunk of pairs."""
+    """Memory :func:`numeric_pairs` allocates: outputs, per-layer row tables, and one chunk of
+    pairs (gradients) or one layer's packed tables and flags (values)."""
     outputs = 8 * n * m * (6 if grad else 2)
     tables = depth * hermite.table_bytes(n + m, grad)
-    chunk = 8 * min(n * m, _PAIR_CHUNK + n + m) * (3 * (depth + 1) + (60 if grad else 30))
+    if not grad:
+        return outputs + tables + hermite.layer_values_bytes(n, m)
+    chunk = 8 * min(n * m, _PAIR_CHUNK + n + m) * (3 * (depth + 1) + 60)
     return outputs + tables + chunk
 
 
@@ -989,6 +1006,8 @@ def numeric_pairs(act, w2, b2, depth, gram, hx, hy, sym, grad=False, dhx=None, t
     var = hx if sym else np.concatenate([hx, hy], axis=1)
     if not (sym and tables):
         tables = [row_table(act, var[layer], grad) for layer in range(depth)]
+    if not grad:
+        return _numeric_values(act, w2, b2, depth, gram, hx, hy, sym, tables)
     outs = [np.empty((n, m)) for _ in range(2)] + [np.empty((n, m, 2)) for _ in range(2 * grad)]
     step = max(1, _PAIR_CHUNK // m)
     for i0 in range(0, n, step):

@@ -10,7 +10,10 @@ polynomials :math:`h_k` and :math:`z \\sim \\mathcal{N}(0, 1)`,
     f_k(a) = \\mathbb{E}[f(\\sqrt{a}\\, z)\\, h_k(z)].
 
 The coefficients depend on one variance only: they are computed once per row of the kernel
-(:func:`coefficient_table`), and each pair costs a short series (:func:`_series`). The tail after
+(:func:`coefficient_table`), and each pair costs a short series (:func:`_two_series` in the
+compiled per-layer pass :func:`layer_values`, :func:`_series` for flat lists of pairs). The rows
+first get the 96 coefficients most pairs need; the rows of the pairs whose series has not converged
+there get 128 or 256, then 1024 (:func:`_hard_pairs`). The tail after
 ``K`` terms is bounded by Cauchy-Schwarz, :math:`|\\rho|^K \\sqrt{R_K(a) R_K(b)}` with the tail energies
 :math:`R_K(a) = \\sum_{k \\ge K} f_k(a)^2 = \\mathbb{E}[f(\\sqrt a z)^2] - \\sum_{k<K} f_k(a)^2`, so every
 pair stops as soon as its own bound is met. Pairs whose series would be too long (large variances,
@@ -115,10 +118,15 @@ def _weighted_hermite(group, K, width=None):
 
 
 def _hermite_matrix(group, K, width):
+    """Even and odd columns of ``h_k(z_q) w_q`` on the rule's nodes ``z_q > 0`` (the rule is
+    symmetric and ``h_k(-z) = (-1)^k h_k(z)``, so each coefficient is a sum over half the nodes)."""
     z, w = _scale_rule(group, width)
-    Hw = _hermite(z, K) * w[:, None]
-    Hw.setflags(write=False)
-    return Hw
+    half = z.shape[0] // 2
+    Hw = _hermite(z[half:], K) * w[half:, None]
+    even, odd = np.ascontiguousarray(Hw[:, 0::2]), np.ascontiguousarray(Hw[:, 1::2])
+    even.setflags(write=False)
+    odd.setflags(write=False)
+    return even, odd
 
 
 _cached_hermite_matrix = functools.lru_cache(maxsize=8)(_hermite_matrix)
@@ -136,22 +144,30 @@ def _single_threaded_blas():
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
-def _buckets(groups, long):
-    """Rows sharing one rule: smooth rows (group <= 0) and the rest at the finest group needed."""
-    if long:
+def _buckets(groups, tier):
+    """Rows sharing one rule: smooth rows (group <= 0) and the rest at the finest group needed.
+
+    ``tier`` 0 computes the first ``_HEAD_TERMS`` coefficients (enough for most pairs), 1 the
+    standard numbers of terms and 2 ``_LONG_TERMS`` on a finer rule; tiers 1 and 2 are computed
+    only for the rows of pairs whose series did not converge in the tier before.
+    """
+    if tier == 2:
         return [(int(groups.max()), _LONG_TERMS, _LONG_WIDTH, np.arange(groups.size))]
     out = []
     smooth = groups <= 0
     if smooth.any():
-        out.append((0, _SMOOTH_TERMS, None, np.flatnonzero(smooth)))
+        out.append((0, _HEAD_TERMS if tier == 0 else _SMOOTH_TERMS, None, np.flatnonzero(smooth)))
     if not smooth.all():
-        out.append((int(groups.max()), _SHARP_TERMS, None, np.flatnonzero(~smooth)))
+        terms = _HEAD_TERMS if tier == 0 else _SHARP_TERMS
+        out.append((int(groups.max()), terms, None, np.flatnonzero(~smooth)))
     return out
 
 
+_EVAL_BLOCK = 1 << 13  # activation values per block of rows: small temporaries stay in cache
+_HEAD_TERMS = 96  # first tier (a multiple of 4, like every number of terms)
 _SMOOTH_TERMS = 128
 _SHARP_TERMS = 256
-_LONG_TERMS = 1024  # second pass, only for the rows of pairs whose series did not converge
+_LONG_TERMS = 1024
 _LONG_WIDTH = 0.25
 
 
@@ -187,17 +203,20 @@ def diagonal_moments(act, var, order):
     var = np.asarray(var, dtype=float)
     n_sets = order + 1
     M = np.empty((n_sets, n_sets, var.shape[0]))
-    for group, _, width, idx in _buckets(_scale_group(var), False):
+    for group, _, width, idx in _buckets(_scale_group(var), 1):
         z, w = _scale_rule(group, width)
-        f = _evaluate(act, np.sqrt(var[idx])[:, None] * z[None, :], order)
-        with _single_threaded_blas():
-            for i in range(n_sets):
-                for j in range(i, n_sets):
-                    M[i, j, idx] = M[j, i, idx] = (f[i] * f[j]) @ w
+        step = max(1, _EVAL_BLOCK // z.shape[0])
+        for r0 in range(0, idx.shape[0], step):
+            rows = idx[r0 : r0 + step]
+            f = _evaluate(act, np.sqrt(var[rows])[:, None] * z[None, :], order)
+            with _single_threaded_blas():
+                for i in range(n_sets):
+                    for j in range(i, n_sets):
+                        M[i, j, rows] = M[j, i, rows] = (f[i] * f[j]) @ w
     return M
 
 
-def coefficient_table(act, var, order, long=False):
+def coefficient_table(act, var, order, tier=1):
     """Hermite coefficients of ``phi^(j)(sqrt(v) z)`` for every variance ``v`` and ``j <= order``.
 
     Returns
@@ -211,26 +230,34 @@ def coefficient_table(act, var, order, long=False):
     M : ndarray (order + 1, order + 1, len(var))
         One-dimensional moments ``E[phi^(i)(u) phi^(j)(u)]`` (the pair with itself).
 
-    With ``long``, every row gets ``_LONG_TERMS`` coefficients (on a finer rule).
+    ``tier``: 0 for the first ``_HEAD_TERMS`` coefficients, 1 for 128 (smooth rows) or 256, 2 for
+    ``_LONG_TERMS`` on a finer rule (see :func:`_buckets`).
     """
     var = np.asarray(var, dtype=float)
-    buckets = _buckets(_scale_group(var), long)
+    buckets = _buckets(_scale_group(var), tier)
     K = max(b[1] for b in buckets)
     n_sets = order + 1
     C = np.zeros((n_sets, var.shape[0], K))
     nterms = np.empty(var.shape[0], dtype=np.int64)
     M = np.empty((n_sets, n_sets, var.shape[0]))
-    for group, kg, width, idx in buckets:
-        z, w = _scale_rule(group, width)
-        Hw = _weighted_hermite(group, kg, width)
-        nterms[idx] = kg
-        x = np.sqrt(var[idx])[:, None] * z[None, :]
-        f = _evaluate(act, x, order)
-        with _single_threaded_blas():
-            for i in range(n_sets):
-                C[i, idx, :kg] = f[i] @ Hw
-                for j in range(i, n_sets):
-                    M[i, j, idx] = M[j, i, idx] = (f[i] * f[j]) @ w
+    with _single_threaded_blas():
+        for group, kg, width, idx in buckets:
+            z, w = _scale_rule(group, width)
+            half = z.shape[0] // 2
+            nodes = np.concatenate([z[half:], -z[half:]])
+            weights = np.concatenate([w[half:], w[half:]])
+            even, odd = _weighted_hermite(group, kg, width)
+            nterms[idx] = kg
+            step = max(1, _EVAL_BLOCK // nodes.shape[0])
+            for r0 in range(0, idx.shape[0], step):
+                rows = idx[r0 : r0 + step]
+                f = _evaluate(act, np.sqrt(var[rows])[:, None] * nodes[None, :], order)
+                for i in range(n_sets):
+                    fp, fm = f[i][:, :half], f[i][:, half:]
+                    C[i, rows, 0:kg:2] = (fp + fm) @ even
+                    C[i, rows, 1:kg:2] = (fp - fm) @ odd
+                    for j in range(i, n_sets):
+                        M[i, j, rows] = M[j, i, rows] = (f[i] * f[j]) @ weights
     return C, nterms, _tail_energies(C, nterms, M), M
 
 
@@ -242,20 +269,32 @@ def _tail_energies(C, nterms, M):
     eight coefficients as ``2 K max(c_k^2)`` (a bound for the slowest decay, ~k^-3/2, of a step).
     """
     n_sets, n_rows, K = C.shape
-    energy = np.array([M[j, j] for j in range(n_sets)])
-    sq = C * C
-    rev = np.cumsum(sq[:, :, ::-1], axis=2)[:, :, ::-1]
-    missing = energy - rev[:, :, 0]
-    last = np.empty((n_sets, n_rows))
-    for k in np.unique(nterms):
-        rows = nterms == k
-        last[:, rows] = sq[:, rows, max(0, k - 8) : k].max(axis=2)
-    guess = np.minimum(2.0 * nterms[None, :] * last, 1e-14 * energy)
-    beyond = np.where(missing > 1e-14 * energy, missing, guess)
     R = np.empty((n_sets, n_rows, K + 1))
-    R[:, :, :K] = rev + beyond[:, :, None]
-    R[:, :, K] = beyond
+    _tail_rows(C, nterms, M, R)
     return R
+
+
+@_jit
+def _tail_rows(C, nterms, M, R):
+    """The loops of :func:`_tail_energies` (no temporaries)."""
+    n_sets, n_rows, K = C.shape
+    for j in range(n_sets):
+        for r in range(n_rows):
+            energy = M[j, j, r]
+            acc = 0.0
+            for k in range(K - 1, -1, -1):
+                acc += C[j, r, k] * C[j, r, k]
+                R[j, r, k] = acc
+            last = 0.0
+            for k in range(max(0, nterms[r] - 8), nterms[r]):
+                last = max(last, C[j, r, k] * C[j, r, k])
+            missing = energy - acc
+            beyond = missing
+            if not missing > 1e-14 * energy:
+                beyond = min(2.0 * nterms[r] * last, 1e-14 * energy)
+            for k in range(K):
+                R[j, r, k] += beyond
+            R[j, r, K] = beyond
 
 
 # --------------------------------------------------------------------------------------------------
@@ -292,6 +331,125 @@ def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, factors, tol, out, ok):
             out[s, p] = factors[s] * val
             good = good and conv
         ok[p] = good
+
+
+@_jit
+def _two_series(pa, pb, K, rho, scale0, scale1):
+    """The T and Tdot series of one pair together, each stopped by its own tail bound.
+
+    ``pa``/``pb``: the packed tables of the two members (see :func:`_packed`). Returns
+    ``(T, Tdot, converged)``.
+    """
+    acc0 = 0.0
+    acc1 = 0.0
+    rk = 1.0
+    live0 = True
+    live1 = True
+    for k0 in range(0, K, 4):
+        for k in range(k0, k0 + 4):
+            if live0:
+                acc0 += pa[k, 0] * pb[k, 0] * rk
+            if live1:
+                acc1 += pa[k, 1] * pb[k, 1] * rk
+            rk *= rho
+        ar = abs(rk)
+        k = k0 + 4
+        live0 = live0 and ar * pa[k, 2] * pb[k, 2] > scale0
+        live1 = live1 and ar * pa[k, 3] * pb[k, 3] > scale1
+        if not (live0 or live1):
+            return acc0, acc1, True
+    return acc0, acc1, False
+
+
+@_jit
+def _row_layer(i, PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, bad):
+    """One row of :func:`_layer_pairs`: T and Tdot of its pairs by series, then the Dense layer."""
+    m = s.shape[1]
+    r = ix[i]
+    pa = PX[i]
+    for j in range(i if sym else 0, m):
+        q = sx[i] * sy[j]
+        rho = s[i, j] / q if q > 0.0 else 0.0
+        rho = min(1.0, max(-1.0, rho))
+        if (sym and j == i) or (r == iy[j] and rho >= 1.0 - 1e-15):
+            t, td = M[0, 0, r], M[1, 1, r]
+        else:
+            pb = PY[j]
+            t, td, ok = _two_series(
+                pa, pb, min(nx[i], ny[j]), rho, tol * pa[0, 2] * pb[0, 2], tol * pa[0, 3] * pb[0, 3]
+            )
+            if not ok:
+                bad[i, j] = True
+                continue
+        s_new = w2 * t + b2
+        th[i, j] = s_new + w2 * td * th[i, j]
+        s[i, j] = s_new
+
+
+@_pjit
+def _layer_pairs(PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, bad):
+    """One layer for every pair, in place: (Sigma, Theta) -> (Sigma', Theta') (see layer_values)."""
+    n = s.shape[0]
+    args = (PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, bad)
+    if sym:
+        for task in numba.prange((n + 1) // 2):
+            _row_layer(task, *args)
+            other = n - 1 - task
+            if other != task:
+                _row_layer(other, *args)
+    else:
+        for i in numba.prange(n):
+            _row_layer(i, *args)
+
+
+def _packed(table, rows):
+    """The T and Tdot tables of ``rows`` in kernel order, one contiguous block per row.
+
+    ``P[r, k] = (c0_k, c1_k, sqrt(R0_k), sqrt(R1_k))`` (coefficients zero at ``k = K``), so that a
+    pair reads its two members' terms as two short sequential streams.
+    """
+    K = table.C.shape[2]
+    P = np.zeros((rows.shape[0], K + 1, 4))
+    P[:, :K, 0] = table.C[0, rows]
+    P[:, :K, 1] = table.C[1, rows]
+    P[:, :, 2] = np.sqrt(table.R[0, rows])
+    P[:, :, 3] = np.sqrt(table.R[1, rows])
+    return P
+
+
+def layer_values_bytes(n, m):
+    """Memory :func:`layer_values` allocates beyond its arguments (packed tables, flags)."""
+    return 32 * (_SHARP_TERMS + 1) * (n + m) + n * m
+
+
+def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
+    """One activation + Dense layer for every pair of a kernel matrix, in place.
+
+    ``s``/``th``: Sigma and Theta of the pairs (n, m), overwritten with the next layer's (only
+    the upper triangle j >= i with ``sym``); ``table``: the :class:`RowTable` of the variances
+    ``var_x`` of the rows followed (unless ``sym``) by ``var_y`` of the columns. Pairs whose
+    series does not converge in the table's terms take :func:`_hard_pairs`.
+    """
+    n, m = s.shape
+    ix = table.index[:n]
+    iy = ix if sym else table.index[n:]
+    sx, sy = np.sqrt(var_x), np.sqrt(var_y)
+    PX = _packed(table, ix)
+    PY = PX if sym else _packed(table, iy)
+    nx, ny = table.nterms[ix], table.nterms[iy]
+    bad = np.zeros((n, m), dtype=np.bool_)
+    _layer_pairs(PX, nx, ix, sx, PY, ny, iy, sy, table.M, sym, s, th, w2, b2, _TOL, bad)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        a, b = ix[rows], iy[cols]
+        c = s[rows, cols]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            q = sx[rows] * sy[cols]
+            rho = np.clip(np.where(q > 0, c / np.where(q > 0, q, 1.0), 0.0), -1.0, 1.0)
+        out = _hard_pairs(act, table, a, b, rho)
+        s_new = w2 * out[0] + b2
+        th[rows, cols] = s_new + w2 * out[1] * th[rows, cols]
+        s[rows, cols] = s_new
 
 
 # --------------------------------------------------------------------------------------------------
@@ -372,17 +530,22 @@ class RowTable(NamedTuple):
     R: np.ndarray
     M: np.ndarray
     grad: bool
+    tier: int = 0
 
     @property
     def nbytes(self):
         return sum(x.nbytes for x in (self.var, self.index, self.C, self.nterms, self.R, self.M))
 
 
-def row_table(act, var, grad=False):
-    """Coefficients for rows with variances ``var`` (computed once per distinct variance)."""
+def row_table(act, var, grad=False, tier=0):
+    """Coefficients for rows with variances ``var`` (computed once per distinct variance).
+
+    The first tier holds the terms most pairs need; pairs whose series does not converge there
+    take the next tiers (:func:`_hard_pairs`).
+    """
     uvar, inv = np.unique(np.asarray(var, dtype=float), return_inverse=True)
-    C, nterms, R, M = coefficient_table(act, uvar, 3 if grad else 1)
-    return RowTable(uvar, inv, C, nterms, R, M, grad)
+    C, nterms, R, M = coefficient_table(act, uvar, 3 if grad else 1, tier)
+    return RowTable(uvar, inv, C, nterms, R, M, grad, tier)
 
 
 def table_bytes(n_rows, grad=False):
@@ -447,19 +610,24 @@ def pair_moments(act, table, ia, ib, c, same):
 
 
 def _hard_pairs(act, table, ia, ib, rho):
-    """Longer series for the rows involved, then the direct 2-D rule for what remains."""
+    """Longer series (the next tiers) for the rows involved, then the direct 2-D rule."""
     sets_a, sets_b, factors = _spec(table.grad)
     order = 3 if table.grad else 1
-    rows, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
-    C, nterms, R, _ = coefficient_table(act, table.var[rows], order, long=True)
     out = np.empty((factors.shape[0], ia.shape[0]))
-    ok = np.empty(ia.shape[0], dtype=np.bool_)
-    ja, jb = inv[: ia.shape[0]], inv[ia.shape[0] :]
-    _series(C, R, nterms, ja, jb, rho, sets_a, sets_b, factors, _TOL, out, ok)
-    bad = np.flatnonzero(~ok)
-    if bad.size:
-        a, b = table.var[ia[bad]], table.var[ib[bad]]
-        out[:, bad] = factors[:, None] * _direct(act, a, b, rho[bad], sets_a, sets_b, order)
+    left = np.arange(ia.shape[0])
+    for tier in range(table.tier + 1, 3):
+        rows, inv = np.unique(np.concatenate([ia[left], ib[left]]), return_inverse=True)
+        C, nterms, R, _ = coefficient_table(act, table.var[rows], order, tier)
+        part = np.empty((factors.shape[0], left.shape[0]))
+        ok = np.empty(left.shape[0], dtype=np.bool_)
+        ja, jb = inv[: left.shape[0]], inv[left.shape[0] :]
+        _series(C, R, nterms, ja, jb, rho[left], sets_a, sets_b, factors, _TOL, part, ok)
+        out[:, left[ok]] = part[:, ok]
+        left = left[~ok]
+        if not left.size:
+            return out
+    a, b = table.var[ia[left]], table.var[ib[left]]
+    out[:, left] = factors[:, None] * _direct(act, a, b, rho[left], sets_a, sets_b, order)
     return out
 
 

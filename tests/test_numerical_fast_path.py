@@ -1,0 +1,80 @@
+"""The compiled per-layer pass of numerical activations (tiered row tables, one pass per layer).
+
+Its values must not depend on the thread count, must equal the flat per-pair path used for
+gradients, and pairs that need more than the first tier's terms must still be exact.
+"""
+
+import math
+
+import numba
+import numpy as np
+import pytest
+from scipy import special
+
+from sklearn_ntk import NTKKernel
+from sklearn_ntk.activations import Activation
+from sklearn_ntk.backends import hermite
+
+
+class NumericalErf(Activation):
+    """erf without its closed-form code: integrated numerically."""
+
+    name = "numerical_erf"
+
+    def numpy_fn(self, x):
+        return special.erf(x)
+
+    def derivatives(self, x, order=1):
+        g = 2.0 / math.sqrt(math.pi) * np.exp(-x * x)
+        return [special.erf(x), g, -2.0 * x * g, (4.0 * x * x - 2.0) * g][: order + 1]
+
+
+def _cs_rel(ours, ref, diag=None):
+    """Error relative to sqrt(k(x, x) k(y, y)) (``diag``: both diagonals, default ref's)."""
+    dx, dy = (np.diag(ref), np.diag(ref)) if diag is None else diag
+    scale = np.sqrt(np.outer(np.abs(dx), np.abs(dy)))
+    return np.max(np.abs(ours - ref) / scale)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two numba threads")
+def test_values_do_not_depend_on_thread_count():
+    X = np.random.default_rng(0).standard_normal((320, 4))  # large enough for a parallel pass
+    k = NTKKernel(depth=2, activation="tanh")
+    old = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        serial = k.ntk_and_nngp(X)
+        numba.set_num_threads(2)
+        parallel = k.ntk_and_nngp(X)
+    finally:
+        numba.set_num_threads(old)
+    for a, b in zip(serial, parallel, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "silu"])
+def test_layer_pass_equals_flat_pair_path(activation):
+    """k(X) (compiled per-layer pass) against the gradient's flat per-pair path, and k(X, Y)."""
+    X = np.random.default_rng(1).standard_normal((40, 3)) * np.logspace(-1, 1, 40)[:, None]
+    k = NTKKernel(depth=3, activation=activation, weight_std=2.0)
+    K = k(X)
+    K_flat, _ = k(X, eval_gradient=True)
+    assert _cs_rel(K, K_flat) < 1e-12  # both series stop at 1e-13 of the same scale
+    d = np.diag(K)
+    assert _cs_rel(k(X, X[:7]), K[:, :7], (d, d[:7])) < 1e-12
+
+
+def test_pairs_beyond_the_first_tier_stay_exact(monkeypatch):
+    """Near-duplicate rows (correlation ~1 - 1e-7) need more terms than the first tier holds."""
+    rng = np.random.default_rng(2)
+    base = rng.standard_normal((6, 3)) * 3.0
+    X = np.concatenate([base, base + 1e-3 * rng.standard_normal(base.shape)])
+    calls = []
+    hard = hermite._hard_pairs
+    monkeypatch.setattr(hermite, "_hard_pairs", lambda *a: calls.append(a[2].size) or hard(*a))
+    kw = dict(depth=2, weight_std=1.5, bias_std=0.2)
+    ntk, nngp = NTKKernel(activation=NumericalErf(), **kw).ntk_and_nngp(X)
+    assert calls, "no pair left the first tier"
+    ntk_ref, nngp_ref = NTKKernel(activation="erf", **kw).ntk_and_nngp(X)
+    assert _cs_rel(nngp, nngp_ref) < 1e-10
+    assert _cs_rel(ntk, ntk_ref) < 1e-10
