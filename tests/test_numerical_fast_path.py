@@ -4,29 +4,14 @@ Its values must not depend on the thread count, must equal the flat per-pair pat
 gradients, and pairs that need more than the first tier's terms must still be exact.
 """
 
-import math
-
 import numba
 import numpy as np
 import pytest
-from scipy import special
 
 from sklearn_ntk import NTKKernel
-from sklearn_ntk.activations import Activation
 from sklearn_ntk.backends import hermite
 
-
-class NumericalErf(Activation):
-    """erf without its closed-form code: integrated numerically."""
-
-    name = "numerical_erf"
-
-    def numpy_fn(self, x):
-        return special.erf(x)
-
-    def derivatives(self, x, order=1):
-        g = 2.0 / math.sqrt(math.pi) * np.exp(-x * x)
-        return [special.erf(x), g, -2.0 * x * g, (4.0 * x * x - 2.0) * g][: order + 1]
+from .test_kernel_numerical import NumericalErf
 
 
 def _cs_rel(ours, ref, diag=None):
