@@ -65,7 +65,6 @@ def test_graph_kernel_identical_serial_and_parallel(monkeypatch, serial):
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("n_tasks", [1, 3, 17, 100])
 def test_graph_task_queue_runs_every_task_once(n_threads, n_tasks):
-    from sklearn_ntk.backends import graph_chain
 
     if numba.config.NUMBA_NUM_THREADS < n_threads:
         pytest.skip("needs two numba threads")
@@ -78,7 +77,7 @@ def test_graph_task_queue_runs_every_task_once(n_threads, n_tasks):
     before = numba.get_num_threads()
     numba.set_num_threads(n_threads)
     try:
-        graph_chain._run_tasks(fn, n_tasks)
+        threads.run_tasks(fn, n_tasks)
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(seen, 1)

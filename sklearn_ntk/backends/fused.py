@@ -48,7 +48,7 @@ from ..activations import (
 )
 from . import hermite, vecmath
 from .hermite import moments_rows, pair_moments, row_table
-from .threads import run_tasks
+from .threads import run_tasks, single_threaded_blas
 
 _PI = math.pi
 _TWO_PI = 2.0 * math.pi
@@ -128,17 +128,6 @@ def gram_matrix(X, Y=None, out=None, block_bytes=_GRAM_BLOCK_BYTES):
 
 
 _PARALLEL_GRAM_FLOPS = 5e7  # below this a Gram is computed on the calling thread alone
-_blas_controller = None
-
-
-def _blas_single_thread():
-    """A context in which BLAS runs on one thread (the controller is built once, lazily)."""
-    global _blas_controller
-    if _blas_controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        _blas_controller = ThreadpoolController()
-    return _blas_controller.limit(limits=1, user_api="blas")
 
 
 def _run_blocks(fn, starts, flops):
@@ -156,7 +145,7 @@ def _run_blocks(fn, starts, flops):
         for i0 in starts[t0:t1]:
             fn(i0)
 
-    with _blas_single_thread():
+    with single_threaded_blas():
         if flops < _PARALLEL_GRAM_FLOPS:
             blocks(0, len(starts))
         else:
@@ -848,11 +837,6 @@ def _mirror_rows(a, r0, r1):
 def _mirror(a):
     """Copy the upper triangle of a square (n, n) array into the lower one, in place."""
     run_tasks(lambda r0, r1: _mirror_rows(a, r0, r1), a.shape[0])
-
-
-def _mirror3(a):
-    """Copy the upper triangle of a (n, n, k) array into the lower one, in place."""
-    _mirror(a)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -6,8 +6,9 @@ Dense layers, Aggregate layers and closed-form activations on nodes, one node re
 
 Every pair of graphs runs through the whole network inside one compiled function, with its
 :math:`N_1 \times N_2` node-pair state in per-thread buffers; the rows of the output are
-blocks of tasks taken from a queue by GIL-free threads (:func:`_run_tasks`). The adjacencies are stored in
-compressed sparse rows (dense ones too), so an Aggregate costs :math:`O(E_1 N_2 + N_1 E_2)`
+blocks of tasks taken from a queue by GIL-free threads
+(:func:`~sklearn_ntk.backends.threads.run_tasks`). The adjacencies are stored in compressed
+sparse rows (dense ones too), so an Aggregate costs :math:`O(E_1 N_2 + N_1 E_2)`
 (:math:`O(N_1 N_2 (N_1 + N_2))` for dense graphs) and a sparse adjacency is never densified.
 The per-node variances come from a self pass computed once per graph; ``k(X)`` computes the upper
 triangle only. :func:`encode` returns ``None`` for any network outside this family.
@@ -287,11 +288,6 @@ def _pair_tasks(t0, t1, gx, gy, n, m, sym, size, iops, fops, hx, hy, shx, shy, n
                     ntk[j, i] = t
 
 
-def _run_tasks(fn, n_tasks):
-    """:func:`~sklearn_ntk.backends.threads.run_tasks` (blocks of tasks from a queue)."""
-    run_tasks(fn, n_tasks)
-
-
 @_nogil
 def _self_tasks(t0, t1, gx, size, iops, fops, hx, nngp, ntk):
     """Graphs ``t0 .. t1 - 1`` with themselves (recording their variances), without the GIL."""
@@ -330,7 +326,7 @@ def self_pass(tables, packed):
         _self_tasks(t0, t1, packed, size, iops, fops, hx, nngp, ntk)
 
     with threads_for(_work(tables, sizes @ sizes, 1)):  # mostly serial: O(n) of the work
-        _run_tasks(tasks, n)
+        run_tasks(tasks, n)
     return nngp, ntk, hx
 
 
@@ -351,5 +347,5 @@ def pairs(tables, gx, gy=None):
         _pair_tasks(t0, t1, gx, gy, n, m, sym, size, iops, fops, hx, hy, shx, shy, nngp, ntk)
 
     with threads_for(_work(tables, gx[1][-1], gy[1][-1]) // (2 if sym else 1)):
-        _run_tasks(tasks, (n + 1) // 2 if sym else n)
+        run_tasks(tasks, (n + 1) // 2 if sym else n)
     return nngp, ntk

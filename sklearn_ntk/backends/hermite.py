@@ -39,6 +39,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from .threads import single_threaded_blas
+
 __all__ = ["RowTable", "row_table", "pair_moments", "moments_rows", "coefficient_table"]
 
 _Z_MAX = 13.0  # |h_k(z)| N(z) <= exp(-z^2/4): below 1e-18 beyond this, for every k
@@ -132,18 +134,6 @@ def _hermite_matrix(group, K, width):
 _cached_hermite_matrix = functools.lru_cache(maxsize=8)(_hermite_matrix)
 
 
-@functools.lru_cache(maxsize=1)
-def _blas_controller():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-def _single_threaded_blas():
-    """The tables are many small products: multithreaded BLAS only adds contention there."""
-    return _blas_controller().limit(limits=1, user_api="blas")
-
-
 def _buckets(groups, tier):
     """Rows sharing one rule: smooth rows (group <= 0) and the rest at the finest group needed.
 
@@ -209,7 +199,7 @@ def diagonal_moments(act, var, order):
         for r0 in range(0, idx.shape[0], step):
             rows = idx[r0 : r0 + step]
             f = _evaluate(act, np.sqrt(var[rows])[:, None] * z[None, :], order)
-            with _single_threaded_blas():
+            with single_threaded_blas():
                 for i in range(n_sets):
                     for j in range(i, n_sets):
                         M[i, j, rows] = M[j, i, rows] = (f[i] * f[j]) @ w
@@ -240,7 +230,7 @@ def coefficient_table(act, var, order, tier=1):
     C = np.zeros((n_sets, var.shape[0], K))
     nterms = np.empty(var.shape[0], dtype=np.int64)
     M = np.empty((n_sets, n_sets, var.shape[0]))
-    with _single_threaded_blas():
+    with single_threaded_blas():
         for group, kg, width, idx in buckets:
             z, w = _scale_rule(group, width)
             half = z.shape[0] // 2
@@ -464,7 +454,7 @@ def _direct(act, a, b, rho, sets_a, sets_b, order):
     window reaches |y| < 1) by breakpoints graded towards y = 0 at the scale of v's transition.
     """
     out = np.empty((len(sets_a), a.shape[0]))
-    with _single_threaded_blas():
+    with single_threaded_blas():
         for p in range(a.shape[0]):
             out[:, p] = _direct_pair(act, a[p], b[p], rho[p], sets_a, sets_b, order)
     return out

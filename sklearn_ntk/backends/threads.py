@@ -16,12 +16,14 @@ The compiled block functions release the GIL.
 from __future__ import annotations
 
 import contextlib
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 
-__all__ = ["BLOCKS_PER_THREAD", "SERIAL_WORK", "n_rows", "run_tasks", "threads_for"]
+__all__ = ["BLOCKS_PER_THREAD", "SERIAL_WORK", "n_rows", "run_tasks", "single_threaded_blas",
+           "threads_for"]
 
 SERIAL_WORK = 1 << 18  # entries x layers below which one thread is used (~0.5 ms of work)
 BLOCKS_PER_THREAD = 8  # blocks of tasks in the queue per thread (balance on a busy machine)
@@ -65,3 +67,16 @@ def run_tasks(fn, n_tasks):
         futures = [pool.submit(fn, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         for future in futures:
             future.result()
+
+
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def single_threaded_blas():
+    """A context in which BLAS runs on one thread (for many small or concurrent products,
+    where a multithreaded BLAS only adds contention)."""
+    return _blas_controller().limit(limits=1, user_api="blas")

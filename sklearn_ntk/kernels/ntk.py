@@ -134,14 +134,13 @@ class NTKKernel(StdHyperparameters, Kernel):
         ``tables``: a list that receives the numerical activations' per-layer row tables.
         """
         sq = rec.row_sq_norms(X)
-        if act._code is not None:
-            p0, p1 = act._code_params()
-            if grad:
-                out = rec._diag_grad(act._code, p0, p1, w2, b2, int(self.depth), sq)
+        with threads_for(sq.shape[0] * self._layers()):
+            if act._code is None:
+                out = rec.numeric_diag(act, w2, b2, int(self.depth), sq, grad=grad, tables=tables)
+            elif grad:
+                out = rec._diag_grad(act._code, *act._code_params(), w2, b2, int(self.depth), sq)
             else:
-                out = rec._diag_values(act._code, p0, p1, w2, b2, int(self.depth), sq)
-        else:
-            out = rec.numeric_diag(act, w2, b2, int(self.depth), sq, grad=grad, tables=tables)
+                out = rec._diag_values(act._code, *act._code_params(), w2, b2, int(self.depth), sq)
         for arr in out:
             if not np.all(np.isfinite(arr)):
                 _refuse_overflow(X, act, "its gradient" if grad else "the kernel")
@@ -174,9 +173,8 @@ class NTKKernel(StdHyperparameters, Kernel):
             need = rec.numeric_pairs_bytes(n, m, int(self.depth))
         check_memory(need, f"NTKKernel on {n} x {m} inputs")
         tables = [] if sym and act._code is None else None
-        with threads_for((n + (0 if sym else m)) * self._layers()):
-            hx = self._histories(act, w2, b2, X, tables=tables)[0]
-            hy = hx if sym else self._histories(act, w2, b2, Yv)[0]
+        hx = self._histories(act, w2, b2, X, tables=tables)[0]
+        hy = hx if sym else self._histories(act, w2, b2, Yv)[0]
         gram = rec.gram_matrix(X, None if sym else Yv)
         if act._code is not None and only:
             p0, p1 = act._code_params()
@@ -266,7 +264,7 @@ class NTKKernel(StdHyperparameters, Kernel):
                 act._code, p0, p1, w2, b2, int(self.depth), gram, hx, dhx, want_ntk, K, dK
             )
             rec._mirror(K)
-            rec._mirror3(dK)
+            rec._mirror(dK)
         else:
             nngp, ntk, dnngp, dntk = rec.numeric_pairs(
                 act, w2, b2, int(self.depth), gram, hx, hx, True, grad=True, dhx=dhx, tables=tables
@@ -292,14 +290,12 @@ class NTKKernel(StdHyperparameters, Kernel):
         """
         act, w2, b2 = self._resolved()
         X = check_kernel_input(X, "X")
-        with threads_for(X.shape[0] * self._layers()):
-            hist, ntk = self._histories(act, w2, b2, X)
+        hist, ntk = self._histories(act, w2, b2, X)
         return ntk if self.kind == "ntk" else hist[-1].copy()
 
     def diag_ntk_and_nngp(self, X):
         """Return ``(ntk_diag, nngp_diag)`` in :math:`O(n (d + L))`."""
         act, w2, b2 = self._resolved()
         X = check_kernel_input(X, "X")
-        with threads_for(X.shape[0] * self._layers()):
-            hist, ntk = self._histories(act, w2, b2, X)
+        hist, ntk = self._histories(act, w2, b2, X)
         return ntk, hist[-1].copy()
