@@ -5,6 +5,7 @@ clear ValueError -- never a silent NaN or inf.
 """
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -64,13 +65,31 @@ def test_gelu_equals_relu_at_huge_norms(scale):
         assert _rel(gelu, relu) < 1e-12
 
 
-@pytest.mark.parametrize("activation", ["relu", "erf", "gelu", "sign", "sin", "identity"])
+@pytest.mark.parametrize(
+    "activation", ["relu", "erf", "gelu", "sign", "sin", "identity", "tanh", "silu", np.tanh]
+)
 def test_unrepresentable_kernels_are_refused(activation):
+    """Refused with the real row norm in the message, and no warning on the way (the numerical
+    activations used to warn about invalid casts and blame SiLU for being infinite)."""
     X = _unit_rows() * 1e200
-    with pytest.raises(ValueError, match="overflows float64"):
-        NTKKernel(activation=activation)(X)
-    with pytest.raises(ValueError, match="overflows float64"):
-        NTKKernel(activation=activation).diag(X)
+    message = r"overflows float64 for inputs with row norms up to 1e\+200 "
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=message):
+            NTKKernel(activation=activation)(X)
+        with pytest.raises(ValueError, match=message):
+            NTKKernel(activation=activation).diag(X)
+        with pytest.raises(ValueError, match=r"its gradient overflows .* up to 1e\+200 "):
+            NTKKernel(activation=activation)(X, eval_gradient=True)
+
+
+def test_first_layer_overflow_of_a_numerical_activation_is_refused_without_warnings():
+    """|x|^2 / d is finite but weight_std^2 |x|^2 / d is not."""
+    X = _unit_rows() * 1e154
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"row norms up to 1e\+154 "):
+            NTKKernel(activation="silu", weight_std=1e3)(X)
 
 
 def test_gradient_at_huge_norms_is_finite_or_refused():

@@ -16,12 +16,20 @@ from ._common import StdHyperparameters
 __all__ = ["NTKKernel"]
 
 
+def _largest_row_norm(X):
+    """The largest Euclidean row norm of ``X``, computed without overflow (finite for finite X)."""
+    big = float(np.max(np.abs(X))) if X.size else 0.0
+    if big == 0.0:
+        return 0.0
+    return big * float(np.max(np.linalg.norm(X / big, axis=1)))
+
+
 def _refuse_overflow(X, act, what):
-    norms = np.sqrt(rec.row_sq_norms(X) * X.shape[1])
     raise ValueError(
         f"NTKKernel with activation {act!r}: {what} overflows float64 for inputs with row norms "
-        f"up to {np.max(norms):.3g} (the variance of some layer, a kernel value on the diagonal, is "
-        "not representable); rescale the inputs, e.g. with sklearn.preprocessing.StandardScaler."
+        f"up to {_largest_row_norm(X):.3g} (the variance of some layer, a kernel value on the "
+        "diagonal, is not representable); rescale the inputs, e.g. with "
+        "sklearn.preprocessing.StandardScaler."
     )
 
 
@@ -134,6 +142,12 @@ class NTKKernel(StdHyperparameters, Kernel):
         ``tables``: a list that receives the numerical activations' per-layer row tables.
         """
         sq = rec.row_sq_norms(X)
+        # a first-layer variance that overflows is refused here: the numerical expectations
+        # cannot take an infinite variance (they would warn and blame the activation)
+        with np.errstate(over="ignore"):
+            first = sq if act._code is not None else w2 * sq
+        if not np.all(np.isfinite(first)):
+            _refuse_overflow(X, act, "its gradient" if grad else "the kernel")
         with threads_for(sq.shape[0] * self._layers()):
             if act._code is None:
                 out = rec.numeric_diag(act, w2, b2, int(self.depth), sq, grad=grad, tables=tables)
