@@ -105,9 +105,10 @@ def exact_memory_bytes(n, storage, n_kernels=1):
     return int(per * _F8 * n * n)
 
 
-def _fits(n_bytes, what):
+def _fits(n_bytes, what, n):
+    """``(True, "")`` or ``(False, message)``: the guard's message, with the Nystroem hint."""
     try:
-        check_memory(n_bytes, what)
+        check_memory(n_bytes, what, hint=_nystroem_hint(n))
     except MemoryError as exc:
         return False, str(exc)
     return True, ""
@@ -148,19 +149,20 @@ def plan_exact(n, *, solver="auto", needs_factorisation=False, n_kernels=1):
     want_eigh = solver == "eigh" or needs_factorisation or (
         solver == "auto" and n <= EIGH_MAX_SAMPLES)
     if want_eigh:
-        ok, msg = _fits(exact_memory_bytes(n, "eigh", n_kernels), what + " (eigendecomposition)")
+        ok, msg = _fits(exact_memory_bytes(n, "eigh", n_kernels), what + " (eigendecomposition)",
+                        n)
         if ok:
             return "eigh"
         if solver == "eigh" or needs_factorisation:
-            _raise(n, exact_memory_bytes(n, "eigh", n_kernels), msg)
+            raise MemoryError(msg)
     for storage in ("dense", "packed"):
         need = exact_memory_bytes(n, storage)
-        ok, msg = _fits(need, what + f" ({storage} kernel)")
+        ok, msg = _fits(need, what + f" ({storage} kernel)", n)
         if ok:
             return f"lanczos-{storage}"
     packed_need = need
     need = exact_memory_bytes(n, "blocks")
-    ok, msg = _fits(need, what + " (kernel rows evaluated on the fly)")
+    ok, msg = _fits(need, what + " (kernel rows evaluated on the fly)", n)
     if ok:
         warn_from_caller(
             f"the train kernel on n={n} samples does not fit in memory even as one packed "
@@ -171,16 +173,13 @@ def plan_exact(n, *, solver="auto", needs_factorisation=False, n_kernels=1):
             PerformanceWarning,
         )
         return "lanczos-blocks"
-    _raise(n, need, msg)
+    raise MemoryError(msg)
 
 
 def _suggest(n):
     return min(max(n // 10, 100), 5000)
 
 
-def _raise(n, need, msg):
-    raise MemoryError(
-        f"{msg.split(';')[0]}. Pass n_components={_suggest(n)} (the "
-        "exact dynamics of the rank-m Nystroem kernel: O(n m^2) time, O(m^2) memory) instead "
-        "of the exact kernel."
-    )
+def _nystroem_hint(n):
+    return (f"pass n_components={_suggest(n)} (the exact dynamics of the rank-m Nystroem kernel: "
+            "O(n m^2) time, O(m^2) memory) instead of the exact kernel.")

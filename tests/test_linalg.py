@@ -73,7 +73,7 @@ def test_lanczos_on_packed_operator_in_the_estimator(monkeypatch):
     X, y = _data(n=150)
     Xt, _ = _data(n=9, seed=3)
 
-    def fake_check(n_bytes, what):
+    def fake_check(n_bytes, what, hint=None):
         if "packed" not in what:
             raise MemoryError(f"{what} needs {n_bytes} bytes; only a little is available")
 
@@ -89,9 +89,9 @@ def test_lanczos_on_packed_operator_in_the_estimator(monkeypatch):
 
 
 def test_memory_error_names_size_and_suggests_n_components(monkeypatch):
-    def fake_check(n_bytes, what):
+    def fake_check(n_bytes, what, hint=None):
         raise MemoryError(f"{what} needs {n_bytes / 2**30:.2f} GiB but only 0.01 GiB is "
-                          "available; evaluate the kernel on smaller blocks of rows.")
+                          f"available; {hint}")
 
     monkeypatch.setattr(dynamics_mod, "check_memory", fake_check)
     with pytest.raises(MemoryError, match=r"needs .* GiB.*n_components=5000"):
@@ -100,6 +100,21 @@ def test_memory_error_names_size_and_suggests_n_components(monkeypatch):
     with pytest.raises(MemoryError, match="n_components"):
         NTKGaussianProcess().fit(X, y)
     NTKRegressor(n_components=10).fit(X, y)  # the Nystroem path needs no n x n memory
+
+
+def test_memory_error_keeps_every_limit_and_the_hint(monkeypatch):
+    """The tightest limit (here RLIMIT_AS, listed after MemAvailable) stays in the message."""
+    import sklearn_ntk._validation as val
+
+    limits = {"MemAvailable": 20 * 2**30, "cgroup limit": None, "RLIMIT_AS": 2**30}
+    monkeypatch.setattr(val, "memory_limits", lambda: dict(limits))
+    with pytest.raises(MemoryError) as info:
+        plan_exact(9000, needs_factorisation=True)
+    msg = str(info.value)
+    assert msg.startswith("the exact dynamics on n=9000 samples (eigendecomposition) needs "
+                          "3.02 GiB but only 1.00 GiB is available (MemAvailable 20.00 GiB; "
+                          "RLIMIT_AS 1.00 GiB); pass n_components=900 "), msg
+    assert msg.count("(") == msg.count(")") and "\n" not in msg
 
 
 def test_plan_choices():
@@ -193,7 +208,7 @@ def test_blocks_on_the_fly_equal_the_dense_path(monkeypatch, weighted):
     Xt, _ = _data(n=9, seed=3)
     w = np.linspace(0.5, 2.0, len(X)) if weighted else None
 
-    def fake_check(n_bytes, what):
+    def fake_check(n_bytes, what, hint=None):
         if "on the fly" not in what:
             raise MemoryError(f"{what} needs {n_bytes} bytes; only a little is available")
 

@@ -200,7 +200,7 @@ def test_low_memory_plans_keep_the_held_matrix(monkeypatch):
     X, Xt, y, G, Gt = _data(n=30)
     ref = NTKRegressor("precomputed", t=20.0, alpha=1e-3).fit(G, y).predict(Gt)
 
-    def only_packed(n_bytes, what):
+    def only_packed(n_bytes, what, hint=None):
         if "packed" not in what:
             raise MemoryError(f"{what} needs {n_bytes} bytes")
 
