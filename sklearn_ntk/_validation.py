@@ -41,6 +41,22 @@ def check_kernel_input(X, name="X"):
     return arr
 
 
+def all_finite(a, block_bytes=1 << 22):
+    """Whether every entry of ``a`` is finite, without a boolean array the size of ``a``.
+
+    A finite sum proves it at once; otherwise (a non-finite entry, or finite entries whose sum
+    overflows) the leading axis is checked in blocks of about ``block_bytes``.
+    """
+    a = np.asarray(a)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(a)):
+            return True
+    if a.ndim == 0:
+        return False
+    step = max(1, block_bytes // max(1, a[:1].nbytes))
+    return all(np.isfinite(a[i:i + step]).all() for i in range(0, a.shape[0], step))
+
+
 # --- the memory guard -----------------------------------------------------------------------
 # Paths are module attributes so that tests can point them at fake files.
 _MEMINFO = "/proc/meminfo"

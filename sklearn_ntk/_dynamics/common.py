@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import all_finite
 from ..exceptions import SingularKernelWarning, UnstableLearningRateWarning, warn_from_caller
 from ..linalg.filters import DYNAMICS, max_stable_learning_rate
 
@@ -50,7 +51,7 @@ def as_float_matrix(a, name, shape=None):
         for axis, (got, want) in enumerate(zip(a.shape, shape, strict=True)):
             if want is not None and got != want:
                 raise ValueError(f"{name} has shape {a.shape}; expected {want} along axis {axis}")
-    if not np.isfinite(a).all():
+    if not all_finite(a):
         raise ValueError(f"{name} contains NaN or infinite values")
     return a
 

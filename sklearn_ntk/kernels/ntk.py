@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 from sklearn.gaussian_process.kernels import Kernel
 
-from .._validation import check_kernel_input, check_memory
+from .._validation import all_finite, check_kernel_input, check_memory
 from ..activations import get_activation
 from ..backends import fused as rec
 from ..backends.threads import n_rows, threads_for
@@ -284,7 +284,7 @@ class NTKKernel(StdHyperparameters, Kernel):
                 act, w2, b2, int(self.depth), gram, hx, hx, True, grad=True, dhx=dhx, tables=tables
             )
             K, dK = (ntk, dntk) if want_ntk else (nngp, dnngp)
-        if not (np.all(np.isfinite(K)) and np.all(np.isfinite(dK))):
+        if not (all_finite(K) and all_finite(dK)):  # no n x n boolean temporaries
             _refuse_overflow(X, act, "its gradient")
         free = self._free_mask()
         if all(free):
