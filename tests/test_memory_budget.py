@@ -64,3 +64,58 @@ def test_all_finite_checks_blocks_when_the_sum_overflows():
         assert not all_finite(b) and not all_finite(b, block_bytes=1)
         assert not all_finite(np.zeros((3, 3, 2)) + np.where(np.arange(2) == 1, bad, 0.0))
     assert all_finite(np.zeros((0, 3))) and not all_finite(np.float64(np.nan))
+
+
+@pytest.mark.parametrize("kind", ["ntk", "nngp"])
+@pytest.mark.parametrize("t", [10.0, np.inf])
+def test_full_covariance_peak_within_the_checked_budget(kind, t, monkeypatch):
+    """predict(return_cov=True) on m = 800 points used to peak at ~5.9 m^2 doubles while only
+    the m x m prior (1 m^2) was checked."""
+    import sklearn_ntk.estimators.gaussian_process as gp_mod
+
+    rng = np.random.default_rng(1)
+    gp = NTKGaussianProcess(NTKKernel(kind=kind), t=t).fit(
+        rng.standard_normal((100, 4)), rng.standard_normal(100))
+    Xt = rng.standard_normal((N, 4))
+    gp.predict(Xt[:20], return_cov=True)
+    checked = []
+    for module in (ntk_mod, gp_mod):
+        real = module.check_memory
+
+        def spy(n_bytes, what, *args, _real=real, **kwargs):
+            checked.append(n_bytes)
+            return _real(n_bytes, what, *args, **kwargs)
+
+        monkeypatch.setattr(module, "check_memory", spy)
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        _, cov = gp.predict(Xt, return_cov=True)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert np.array_equal(cov, cov.T)
+    assert peak <= max(checked) + 0.1 * 8 * N * N, (peak / (8 * N * N), max(checked) / (8 * N * N))
+
+
+def test_covariance_that_does_not_fit_is_refused_before_computing(monkeypatch):
+    import sklearn_ntk._validation as val
+    from sklearn_ntk import NTKGaussianProcess
+
+    rng = np.random.default_rng(2)
+    X, y = rng.standard_normal((50, 3)), rng.standard_normal(50)
+    gp = NTKGaussianProcess(t=10.0).fit(X, y)
+    gp2 = NTKGaussianProcess(t=10.0).fit(X, np.c_[y, y])
+    Xt = rng.standard_normal((400, 3))
+    # the prior k(Xt) (1.2 MiB) fits; the covariance (3 x 1.2 MiB + rows) does not
+    monkeypatch.setattr(val, "available_memory_bytes", lambda: 4 * 2**20)
+    with pytest.raises(MemoryError, match=r"the covariance of 400 test points needs .* GiB "):
+        gp.predict(Xt, return_cov=True)
+    with pytest.raises(MemoryError, match="sample_y on 400 test points"):
+        gp.sample_y(Xt)
+    mean, std = gp.predict(Xt, return_std=True)  # the variances alone need O(m n)
+    assert np.all(np.isfinite(std))
+    monkeypatch.setattr(val, "available_memory_bytes", lambda: 6 * 2**20)
+    gp.predict(Xt, return_cov=True)
+    with pytest.raises(MemoryError, match="return_std=True"):  # two targets: a copy per target
+        gp2.predict(Xt, return_cov=True)

@@ -128,12 +128,13 @@ class NystromDynamics:
         if self.kind == "nngp":
             mu = self.evals - self.alpha
             for i, h in enumerate(self._filters(times, doubled=True)):
-                out[i] = combine_covariance(prior, None, None, diag=diag, nngp_filter=h * mu, B=B)
+                combine_covariance(prior, None, None, diag=diag, nngp_filter=h * mu, B=B,
+                                   out=out[i])
         else:
             cross_e = self.evecs.T @ self.sums.cross  # (r, r_K)
             crossK = cross_e @ cross_e.T
             C = nngp_feat_test @ cross_e.T  # psi(x) (Phi^T W Psi)^T in the eigenbasis
             for i, h in enumerate(self._filters(times)):
                 A = B * h
-                out[i] = combine_covariance(prior, A, C, A @ crossK, diag=diag)
+                combine_covariance(prior, A, C, A @ crossK, diag=diag, out=out[i])
         return out[0] if scalar else out

@@ -7,7 +7,9 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import _num_samples
 
+from .._validation import check_memory
 from ._base import NTKBase, default_kernel
 from ._inputs import kernel_kind
 from ._params import PARAMS_DOC
@@ -169,11 +171,25 @@ class NTKGaussianProcess(RegressorMixin, NTKBase):
             return mean_out
         if hasattr(X, "compute"):
             raise TypeError("return_std/return_cov need an in-memory X (not a dask array)")
+        if return_cov:
+            self._check_covariance_memory(X.shape[0], k if self._y_ndim == 2 else 0)
         cov = self._covariance(X, diag=return_std)
         if return_std:
             std = np.sqrt(np.maximum(cov, 0.0))
             return mean_out, (np.repeat(std[:, None], k, axis=1) if self._y_ndim == 2 else std)
         return mean_out, (np.repeat(cov[:, :, None], k, axis=2) if self._y_ndim == 2 else cov)
+
+    def _check_covariance_memory(self, m, extra, what="the covariance of"):
+        """Refuse a full ``m x m`` covariance that does not fit, before computing anything.
+
+        Counted: the prior and the result, one more ``m x m`` temporary for ``kind="ntk"``,
+        ``extra`` further ``m x m`` arrays (per-target copies, a factorisation), and the
+        test-train rows in their few forms (``8 m r`` for ``r`` training points or centres).
+        """
+        r = len(self.X_fit_) if self.n_components_ is None else self.n_components_
+        squares = (3 if self._ensemble_kind() == "ntk" else 2) + extra
+        check_memory(8 * (squares * m * m + 8 * m * r), f"{what} {m} test points",
+                     hint="predict on fewer points at a time, or use return_std=True.")
 
     def sample_y(self, X, n_samples=1, random_state=0):
         """Draw outputs of independently initialised and trained networks at time ``t``.
@@ -193,6 +209,8 @@ class NTKGaussianProcess(RegressorMixin, NTKBase):
         if not isinstance(n_samples, Integral) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}")
         rng = check_random_state(random_state)
+        if not hasattr(X, "compute"):  # its eigendecomposition: vectors, factor, workspace
+            self._check_covariance_memory(_num_samples(X), 3, "sample_y on")
         mean, cov = self.predict(X, return_cov=True)
         c = cov if cov.ndim == 2 else cov[:, :, 0]
         w, V = np.linalg.eigh(c)
