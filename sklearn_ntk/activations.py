@@ -83,7 +83,8 @@ class Activation:
     """Base class of activations.
 
     Subclasses define ``name``, :meth:`numpy_fn`, :meth:`torch_fn` and either a closed-form code
-    (``_code`` and :meth:`_code_params`) or :meth:`derivatives` for numerical integration.
+    (``_code`` and :meth:`_code_params`) or, for numerical integration, preferably
+    :meth:`derivatives` (without it, central differences of :meth:`numpy_fn` are used).
     Parameters are declared as in scikit-learn: explicit arguments of ``__init__``, each stored
     unchanged under its own name; ``get_params``, ``clone``, ``pickle``, ``==`` and ``repr`` then
     see them with no further code.
@@ -179,9 +180,15 @@ class Activation:
         """Return ``[phi(x), phi'(x), ..., phi^{(order)}(x)]`` (``order <= 3``) as NumPy arrays.
 
         Used by the numerical Gaussian expectations (activations without a closed form) and by
-        the tests of the closed forms.
+        the tests of the closed forms. By default the derivatives are fourth-order central
+        differences of :meth:`numpy_fn` (as for :class:`Custom`); exact ones are more accurate.
         """
-        raise NotImplementedError(f"{self!r} has no numerical derivatives")
+        if type(self).numpy_fn is Activation.numpy_fn:
+            raise TypeError(
+                f"{type(self).__name__} defines neither numpy_fn nor derivatives: an activation "
+                "without a closed form needs numpy_fn (and preferably derivatives)"
+            )
+        return _derivatives_of(self.numpy_fn, None, x, order)
 
     def _code_params(self):
         return (0.0, 0.0)
@@ -459,7 +466,7 @@ class SiLU(Activation):
 
 
 def _central_difference(fn, x, order):
-    """Fourth-order central differences of a scalar function (used only for user callables)."""
+    """Fourth-order central differences of a scalar function (activations without derivatives)."""
     scale = np.maximum(1.0, np.abs(x))
     if order == 1:
         h = 1e-3 * scale
@@ -478,6 +485,25 @@ def _central_difference(fn, x, order):
         - 8 * fn(x - 2 * h)
         + fn(x - 3 * h)
     ) / (8 * h**3)
+
+
+def _derivatives_of(f, derivative, x, order):
+    """``[f, f', ..., f^(order)]`` at ``x``: ``derivative`` (if given) and central differences."""
+    out = [f(x)]
+    if order >= 1:
+        if derivative is not None:
+            out.append(np.asarray(derivative(x), dtype=float))
+        else:
+            out.append(_central_difference(f, x, 1))
+    if order >= 2:
+        if derivative is not None:
+            d = lambda z: np.asarray(derivative(z), dtype=float)  # noqa: E731
+            out.append(_central_difference(d, x, 1))
+            out.append(_central_difference(d, x, 2))
+        else:
+            out.append(_central_difference(f, x, 2))
+            out.append(_central_difference(f, x, 3))
+    return out[: order + 1]
 
 
 class Custom(Activation):
@@ -546,22 +572,7 @@ class Custom(Activation):
         return fn(x)
 
     def derivatives(self, x, order=1):
-        f = self.numpy_fn
-        out = [f(x)]
-        if order >= 1:
-            if self.derivative is not None:
-                out.append(np.asarray(self.derivative(x), dtype=float))
-            else:
-                out.append(_central_difference(f, x, 1))
-        if order >= 2:
-            if self.derivative is not None:
-                d = lambda z: np.asarray(self.derivative(z), dtype=float)  # noqa: E731
-                out.append(_central_difference(d, x, 1))
-                out.append(_central_difference(d, x, 2))
-            else:
-                out.append(_central_difference(f, x, 2))
-                out.append(_central_difference(f, x, 3))
-        return out[: order + 1]
+        return _derivatives_of(self.numpy_fn, self.derivative, x, order)
 
 
 _BY_NAME = {

@@ -182,3 +182,31 @@ def test_subclass_parameters_survive_clone_pickle_and_eq():
 def test_subclass_that_does_not_store_its_parameter_is_refused():
     with pytest.raises(TypeError, match="does not store it as self.beta"):
         Forgetful(beta=2.0).get_params()
+
+
+class SoftplusWithoutDerivatives(Activation):
+    name = "softplus_fd"
+
+    def __init__(self, beta=1.0):
+        self.beta = beta
+
+    def numpy_fn(self, x):
+        return np.logaddexp(0.0, self.beta * x) / self.beta
+
+
+class Nothing(Activation):
+    pass
+
+
+def test_subclass_without_derivatives_uses_central_differences():
+    """Used to raise NotImplementedError in every kernel evaluation (and GPR's fit)."""
+    X = np.random.default_rng(5).standard_normal((6, 3))
+    kw = dict(depth=2, weight_std=1.5)
+    ours = NTKKernel(activation=SoftplusWithoutDerivatives(2.0), **kw)
+    exact = NTKKernel(activation=Softplus(2.0), **kw)
+    np.testing.assert_allclose(ours(X), exact(X), rtol=1e-6)
+    K, dK = ours(X, eval_gradient=True)
+    K_ref, dK_ref = exact(X, eval_gradient=True)
+    np.testing.assert_allclose(dK, dK_ref, rtol=1e-4, atol=1e-6 * np.abs(dK_ref).max())
+    with pytest.raises(TypeError, match="Nothing defines neither numpy_fn nor derivatives"):
+        NTKKernel(activation=Nothing())(X)
