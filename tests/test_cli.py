@@ -171,6 +171,14 @@ def test_unknown_command_and_option(data_dir):
     assert_one_line_error(run_cli("compare", "--fast"), "unrecognized arguments: --fast")
 
 
+def test_package_entry_point_runs_the_same_command():
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-m", "sklearn_ntk.cli", "compare", "--seed", "-1"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "--seed must be between 0 and 4294967295, got -1" in proc.stderr
+
+
 def test_help_and_version():
     proc = run_cli("compare", "--help")
     assert proc.returncode == 0
