@@ -210,3 +210,17 @@ def test_subclass_without_derivatives_uses_central_differences():
     np.testing.assert_allclose(dK, dK_ref, rtol=1e-4, atol=1e-6 * np.abs(dK_ref).max())
     with pytest.raises(TypeError, match="Nothing defines neither numpy_fn nor derivatives"):
         NTKKernel(activation=Nothing())(X)
+
+
+@pytest.mark.parametrize("name", ["weight_std", "bias_std"])
+def test_standard_deviation_whose_square_overflows_is_a_value_error(name):
+    """Used to be a bare OverflowError (34, 'Numerical result out of range') from float ** 2."""
+    from sklearn_ntk import NetworkKernel
+    from sklearn_ntk.layers import Dense
+
+    X = _unit_rows()
+    with pytest.raises(ValueError, match=rf"{name}=1e\+200 is too large: its square"):
+        NTKKernel(**{name: 1e200})(X)
+    with pytest.raises(ValueError, match=rf"{name}=1e\+200 is too large"):
+        NetworkKernel([Dense(), "relu", Dense()], **{name: 1e200})(X)
+    assert np.all(np.isfinite(NTKKernel(depth=0, **{name: 1e150})(X * 1e-150)))

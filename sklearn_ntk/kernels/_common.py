@@ -44,4 +44,12 @@ class StdHyperparameters:
                 raise ValueError(
                     f"{name} must be finite and {'> 0' if name == 'weight_std' else '>= 0'}, got {value!r}"
                 )
-        return float(self.weight_std) ** 2, float(self.bias_std) ** 2
+        w, b = float(self.weight_std), float(self.bias_std)
+        w2, b2 = w * w, b * b  # (a float ** 2 raises a bare OverflowError instead of giving inf)
+        for name, square in (("weight_std", w2), ("bias_std", b2)):
+            if not np.isfinite(square):
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} is too large: its square (a layer's variance "
+                    "scale) overflows float64"
+                )
+        return w2, b2
