@@ -206,3 +206,11 @@ def test_gallery_pages_show_no_plumbing():
         shown = ignore.sub("", script.read_text(encoding="utf-8"))
         assert "os.environ" not in shown and "SKLEARN_NTK_EXAMPLES" not in shown, script.name
         assert not re.search(r"print\(f?[\"']saved", shown), script.name
+
+
+def test_gallery_index_opens_with_what_it_teaches():
+    """The first paragraph of the gallery's index page is about the science, not the plumbing."""
+    header = (EXAMPLES / "GALLERY_HEADER.rst").read_text(encoding="utf-8")
+    body = header.split("=======\n", 1)[1].strip()
+    first = body.split("\n\n", 1)[0]
+    assert "SKLEARN_NTK" not in first and "python examples" not in first, first
