@@ -206,3 +206,23 @@ def test_gallery_pages_show_no_plumbing():
         shown = ignore.sub("", script.read_text(encoding="utf-8"))
         assert "os.environ" not in shown and "SKLEARN_NTK_EXAMPLES" not in shown, script.name
         assert not re.search(r"print\(f?[\"']saved", shown), script.name
+
+
+def test_gallery_index_opens_with_what_it_teaches():
+    """The first paragraph of the gallery's index page is about the science, not the plumbing."""
+    header = (EXAMPLES / "GALLERY_HEADER.rst").read_text(encoding="utf-8")
+    body = header.split("=======\n", 1)[1].strip()
+    first = body.split("\n\n", 1)[0]
+    assert "SKLEARN_NTK" not in first and "python examples" not in first, first
+
+
+def test_docs_render_formulas_offline_and_print_no_reprs():
+    """MathJax is served from the built pages (no CDN), and gallery cells show no object reprs
+    (``<matplotlib.colorbar.Colorbar object at 0x...>``)."""
+    conf = (ROOT / "docs" / "conf.py").read_text(encoding="utf-8")
+    path = re.search(r'^mathjax_path = "([^"]+)"', conf, flags=re.MULTILINE)
+    assert path is not None and "//" not in path.group(1), "MathJax must be bundled"
+    assert re.search(r'"capture_repr": \(\)', conf)
+    mathjax = pytest.importorskip("mathjax")  # the docs extra
+    es5 = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    assert (es5 / path.group(1).removeprefix("mathjax/")).is_file()

@@ -12,6 +12,7 @@ from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
 from sklearn.model_selection import GridSearchCV
 
 from sklearn_ntk import (
+    NTKClassifier,
     NTKGaussianProcess,
     NTKKernel,
     NTKRegressor,
@@ -89,6 +90,54 @@ def test_kind_none_and_the_default_kernel_through_set_params_and_clone():
     search = GridSearchCV(NTKGaussianProcess(kernel=NTKKernel(), t=10.0),
                           {"kernel__kind": ["ntk", "nngp"]}, cv=2).fit(X, y)
     assert search.best_params_["kernel__kind"] in ("ntk", "nngp")
+
+
+def _covariance_from_the_two_kernels(theta, nngp, X, y, Xt, t, alpha):
+    """The ensemble covariance from the dynamics kernel ``theta`` and the prior ``nngp``."""
+    from sklearn_ntk.dynamics import KernelDynamics
+
+    dyn = KernelDynamics(theta(X), y[:, None], alpha=alpha, nngp_train=nngp(X))
+    return dyn.covariance(t, theta(Xt, X), nngp(Xt), nngp(Xt, X))
+
+
+@pytest.mark.parametrize("kernel, prior", [
+    # the NTK ensemble of a network whose output is scaled by sqrt(2): both kernels times 2
+    pytest.param(ConstantKernel(2.0, "fixed") * NTKKernel(depth=1),
+                 ConstantKernel(2.0, "fixed") * NTKKernel(depth=1, kind="nngp"), id="scaled"),
+    # a fully trained network plus a readout-only one: their priors add
+    pytest.param(NTKKernel(depth=1) + NTKKernel(depth=2, kind="nngp"),
+                 NTKKernel(depth=1, kind="nngp") + NTKKernel(depth=2, kind="nngp"), id="sum"),
+])
+def test_a_composite_ntk_kernel_keeps_the_nngp_as_its_prior(kernel, prior):
+    """Not the NTK itself: ``1.0 * NTKKernel()`` once gave a 2.5 times larger std."""
+    X, y = _data()
+    Xt, _ = _data(5, seed=3)
+    gp = NTKGaussianProcess(kernel=kernel, t=30.0, alpha=1e-3).fit(X, y)
+    np.testing.assert_allclose(gp.predict(Xt, return_cov=True)[1],
+                               _covariance_from_the_two_kernels(kernel, prior, X, y, Xt, 30.0,
+                                                                1e-3), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(NTKGaussianProcess(kernel=kernel, t=0.0).fit(X, y).predict(
+        Xt, return_std=True)[1], np.sqrt(prior.diag(Xt)), rtol=1e-12)
+    # the Nystroem path with every row a centre is the exact kernel
+    full = NTKGaussianProcess(kernel=kernel, t=30.0, alpha=1e-3, n_components=len(X),
+                              random_state=0).fit(X, y)
+    np.testing.assert_allclose(full.predict(Xt, return_std=True)[1],
+                               gp.predict(Xt, return_std=True)[1], rtol=1e-6)
+
+
+def test_a_unit_factor_changes_nothing():
+    X, y = _data()
+    Xt, _ = _data(5, seed=3)
+    plain = NTKGaussianProcess(kernel=NTKKernel(), t=30.0).fit(X, y)
+    scaled = NTKGaussianProcess(kernel=ConstantKernel(1.0, "fixed") * NTKKernel(), t=30.0)
+    for a, b in zip(plain.predict(Xt, return_std=True), scaled.fit(X, y).predict(
+            Xt, return_std=True), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    yc = (y > 0).astype(int)
+    np.testing.assert_allclose(
+        NTKClassifier(kernel=NTKKernel(), t=30.0).fit(X, yc).predict_proba(Xt),
+        NTKClassifier(kernel=1.0 * NTKKernel(), t=30.0).fit(X, yc).predict_proba(Xt),
+        rtol=1e-9)
 
 
 # --------------------------------------------------------------------------- warnings' location

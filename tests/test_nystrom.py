@@ -146,6 +146,23 @@ def test_exact_pickle_is_linear_in_n():
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+def test_covariance_pickles_are_linear_in_n():
+    """The GP and the classifier after covariances were computed (NNGP train kernel, its
+    projection): still no n x n array in the pickle, and the same numbers after loading."""
+    X, y = _data(n=200)
+    gp = NTKGaussianProcess(t=5.0, alpha=1e-3).fit(X, y)
+    std = gp.predict(X[:4], return_std=True)[1]
+    gp.predict(X[:3], return_cov=True)
+    clf = NTKClassifier(t=5.0, alpha=1e-3).fit(X, (y > 0).astype(int))
+    proba = clf.predict_proba(X[:4])
+    for est, again in [(gp, lambda e: e.predict(X[:4], return_std=True)[1]),
+                       (clf, lambda e: e.predict_proba(X[:4]))]:
+        blob = pickle.dumps(est)
+        assert len(blob) < 200 * (3 + 2 + 2 * 2) * 8 + 20_000  # X_fit_, targets, dual_coef_
+        np.testing.assert_allclose(again(pickle.loads(blob)), std if est is gp else proba,
+                                   rtol=1e-9, atol=1e-12)
+
+
 def test_nystroem_parameter_validation():
     X, y = _data(n=10)
     for bad in (0, -3, 2.5, True):

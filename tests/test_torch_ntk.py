@@ -558,6 +558,15 @@ def test_vmap_failure_is_announced_once_and_other_errors_propagate(monkeypatch):
     with pytest.raises(torch.OutOfMemoryError):  # not hidden behind the slow loop
         empirical_ntk(seeded(InPlace), X)
 
+    def failing(*args, **kwargs):  # an error that does not mean "cannot be vmapped"
+        raise ValueError("a bug in the batched code")
+
+    monkeypatch.setattr(torch_ntk, "vmap", failing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PerformanceWarning)  # no silent switch to the loop
+        with pytest.raises(ValueError, match="a bug in the batched code"):
+            empirical_ntk(seeded(InPlace), X)
+
 
 def test_memory_guard_refuses_before_allocating(monkeypatch):
     import sklearn_ntk._validation as val

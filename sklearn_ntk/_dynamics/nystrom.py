@@ -32,10 +32,15 @@ class KernelPair:
         Which of the pair drives the dynamics (when the kernel has ``ntk_and_nngp``).
     need_nngp : bool
         Whether the NNGP kernel is also wanted.
+    nngp_kernel : sklearn Kernel or None
+        Gives the NNGP kernel when ``kernel`` has no ``ntk_and_nngp`` (e.g.
+        ``ConstantKernel() * NTKKernel()``: the same product with ``kind="nngp"``); ``None``
+        uses ``kernel`` itself as both.
     """
 
-    def __init__(self, kernel, kind="ntk", need_nngp=False):
+    def __init__(self, kernel, kind="ntk", need_nngp=False, nngp_kernel=None):
         self.kernel, self.kind, self.need_nngp = kernel, kind, need_nngp
+        self.nngp_kernel = nngp_kernel
 
     def __call__(self, X, Y=None):
         k = self.kernel
@@ -47,7 +52,9 @@ class KernelPair:
             nngp = nngp if self.need_nngp else None
         else:
             dyn = k(X, Y)
-            nngp = dyn if self.need_nngp else None
+            nngp = None
+            if self.need_nngp:
+                nngp = dyn if self.nngp_kernel is None else self.nngp_kernel(X, Y)
         dyn = np.asarray(dyn, dtype=np.float64)
         if not np.isfinite(dyn).all() or (nngp is not None and not np.isfinite(nngp).all()):
             raise ValueError(f"the kernel {k!r} produced NaN or infinite values")

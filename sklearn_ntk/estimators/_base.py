@@ -17,7 +17,7 @@ from ..dynamics import (
     is_dask,
 )
 from ._checks import ParamsAndInputs
-from ._inputs import copy_fit_inputs, kernel_kind
+from ._inputs import copy_fit_inputs, kernel_kind, nngp_counterpart
 from ._paths import build_exact, eigh_with_cache, fit_nystrom
 from ._precomputed import PrecomputedPair, is_precomputed, refuse_covariance
 
@@ -90,14 +90,13 @@ class NTKBase(ParamsAndInputs, BaseEstimator):
             if need:
                 raise refuse_covariance("this prediction")
             return PrecomputedPair(self._gram)
-        return KernelPair(self.kernel_, self._ensemble_kind(), need)
+        nngp = self._nngp_kernel() if need else None
+        return KernelPair(self.kernel_, self._ensemble_kind(), need,
+                          nngp_kernel=None if nngp is self.kernel_ else nngp)
 
     def _nngp_kernel(self):
         """The kernel object whose ``__call__``/``diag`` give the NNGP (prior covariance)."""
-        kernel = self.kernel_
-        if hasattr(kernel, "ntk_and_nngp") and "kind" in kernel.get_params(deep=False):
-            return clone(kernel).set_params(kind="nngp")
-        return kernel
+        return nngp_counterpart(self.kernel_, self._ensemble_kind())
 
     def _block_size(self, n_columns, n_rows):
         return self.batch_size or default_block_size(n_columns, n_rows)
@@ -199,8 +198,8 @@ class NTKBase(ParamsAndInputs, BaseEstimator):
         if dyn.method == "lanczos":  # refactor on the storage covariances need (or MemoryError)
             return self._build_exact(needs_covariance=True)
         if dyn.kind == "ntk" and dyn.nngp_train is None:
-            dyn.nngp_train = (self._pair(True)(self.X_fit_)[1]
-                              if hasattr(self.kernel_, "ntk_and_nngp") else dyn.kernel_train)
+            dyn.nngp_train = (dyn.kernel_train if self._nngp_kernel() is self.kernel_
+                              else self._pair(True)(self.X_fit_)[1])
         return dyn
 
     # ---------------------------------------------------------------- coefficients

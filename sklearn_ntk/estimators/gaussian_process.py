@@ -41,9 +41,11 @@ class NTKGaussianProcess(RegressorMixin, NTKBase):
     semi-definite.
 
     With a kernel that has an ``ntk_and_nngp`` method (``NTKKernel``), both kernels come from
-    it in one pass. Any other kernel is used as both :math:`\Theta` and :math:`K`. The ensemble
-    is the one the kernel declares: ``NTKKernel(kind="nngp")`` (also inside a product or sum
-    such as ``ConstantKernel() * NTKKernel(kind="nngp")``) gives the readout-only ensemble.
+    it in one pass. A product or sum containing such kernels keeps its form: the :math:`K` of
+    ``ConstantKernel(c) * NTKKernel()`` is ``ConstantKernel(c) * NTKKernel(kind="nngp")``.
+    Any other kernel is used as both :math:`\Theta` and :math:`K`. The ensemble is the one
+    the kernel declares: ``NTKKernel(kind="nngp")`` (also inside a product or sum such as
+    ``ConstantKernel() * NTKKernel(kind="nngp")``) gives the readout-only ensemble.
 
     Parameters
     ----------""" + PARAMS_DOC + r"""
