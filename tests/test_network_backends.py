@@ -139,3 +139,27 @@ def test_fused_fully_connected_path_equals_reference(act, depth):
         diag = reference.diag_kernels(plan, X, w * w, b * b)[0 if kind == "nngp" else 1][0]
         np.testing.assert_allclose(fused.diag(X), diag, rtol=rtol, atol=rtol * scale)
 
+
+
+def test_flatten_networks_carry_only_the_pixel_diagonal(monkeypatch):
+    """Flatten needs only Sigma(x_p, y_p): such networks hold O(P) values per pair (never the
+    P x P pixel pairs), on the compiled path and on the reference path alike; pooling networks
+    hold every pixel pair up to their last pooling layer."""
+    import sklearn_ntk._validation as val
+    from sklearn_ntk import NetworkKernel
+
+    flat = [[nl.Conv((3, 3)), "relu", nl.Conv((3, 3)), "erf", nl.Flatten(), nl.Dense()],
+            [nl.Conv((3, 3)), nl.LayerNorm(), "relu", nl.Flatten(), nl.Dense()]]
+    for layers in flat:
+        plan = compile_network(layers, (48, 48, 1))
+        assert not plan.input_full and not any(op.full for op in plan.ops)
+    pooled = compile_network([nl.Conv((3, 3)), "relu", nl.AvgPool((2, 2)), nl.Conv((3, 3)), "relu",
+                              nl.Flatten(), nl.Dense()], (8, 8, 1))
+    assert pooled.input_full
+    assert [op.full for op in pooled.ops] == [True, True, True, False, False, False, False]
+    # 48 x 48 images: one pixel-pair state would be 42 MB; the pixel diagonal fits in 64 MiB
+    monkeypatch.setattr(val, "available_memory_bytes", lambda: 2**26)
+    X = np.random.default_rng(2).standard_normal((3, 48 * 48))
+    for layers in flat:
+        K = NetworkKernel(layers, input_shape=(48, 48, 1))(X)
+        assert K.shape == (3, 3) and np.all(np.isfinite(K))

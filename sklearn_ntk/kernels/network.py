@@ -200,7 +200,8 @@ class NetworkKernel(StdHyperparameters, Kernel):
             return nngp[None], ntk[None]
         tables = conv.encode(plan, w2, b2)
         if tables is None:
-            check_memory(2 * k * 8 * n * m + reference.working_bytes(plan, k), what)
+            pairs = n * (n + 1) // 2 if Y is None else n * m
+            check_memory(2 * k * 8 * n * m + reference.working_bytes(plan, k, max(pairs, n, m)), what)
             return reference.kernel_matrices(plan, X, Y, w2, b2, grad=grad)
         check_memory(2 * k * 8 * n * m + conv.working_bytes(plan, tables, k), what)
         return conv.pairs(plan, tables, X, Y, grad=grad)  # a convolutional chain: compiled
