@@ -24,6 +24,11 @@ class StdHyperparameters:
             bounds = "fixed"
         return Hyperparameter("bias_std", "numeric", bounds)
 
+    def _stds_repr(self):
+        """``weight_std=..., bias_std=...`` for ``repr`` (3 significant digits; never raises,
+        whatever was set: an invalid value is reported when the kernel is evaluated)."""
+        return ", ".join(f"{name}={_short(getattr(self, name))}" for name in ("weight_std", "bias_std"))
+
     def is_stationary(self):
         """The NTK is not translation invariant."""
         return False
@@ -45,3 +50,9 @@ class StdHyperparameters:
                     f"{name} must be finite and {'> 0' if name == 'weight_std' else '>= 0'}, got {value!r}"
                 )
         return float(self.weight_std) ** 2, float(self.bias_std) ** 2
+
+
+def _short(value):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return f"{value:.3g}"
+    return repr(value)

@@ -116,8 +116,8 @@ class NetworkKernel(StdHyperparameters, Kernel):
     def __repr__(self):
         shape = "" if self.input_shape is None else f", input_shape={self.input_shape!r}"
         return (
-            f"{type(self).__name__}({self.layers!r}{shape}, weight_std={self.weight_std:.3g}, "
-            f"bias_std={self.bias_std:.3g}, kind={self.kind!r})"
+            f"{type(self).__name__}({self.layers!r}{shape}, {self._stds_repr()}, "
+            f"kind={self.kind!r})"
         )
 
     # ------------------------------------------------------------------ validation
