@@ -8,6 +8,8 @@ from sklearn_ntk.activations import LeakyReLU
 from sklearn_ntk.arch.plan import compile_network
 from sklearn_ntk.backends import conv, reference
 
+from .test_kernel_numerical import NumericalErf, NumericalGELU
+
 CHAINS = {
     "gap_same": ([nl.Conv((3, 3)), "relu", nl.Conv((2, 3)), "erf", nl.GlobalAvgPool(), nl.Dense()],
                  (4, 5, 2)),
@@ -163,3 +165,28 @@ def test_flatten_networks_carry_only_the_pixel_diagonal(monkeypatch):
     for layers in flat:
         K = NetworkKernel(layers, input_shape=(48, 48, 1))(X)
         assert K.shape == (3, 3) and np.all(np.isfinite(K))
+
+
+@pytest.mark.parametrize("numerical, closed", [(NumericalErf, "erf"), (NumericalGELU, "gelu")])
+def test_numerical_activations_on_pixel_pairs_equal_closed_forms(numerical, closed):
+    """Activations without a closed form run on spatial states (every pixel pair, the pixel
+    diagonal, the exact ``same`` entries of a sample with itself) through the numerical
+    expectations; erf and GELU written as plain activations must reproduce their closed forms:
+    values, gradients, k(X, Y), diag."""
+    from sklearn_ntk import NetworkKernel
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 24))
+    X[3] = X[1]
+    X[4] = 0.0
+    Y = 3.0 * rng.standard_normal((3, 24))
+    for readout in (nl.GlobalAvgPool(), nl.Flatten()):
+        kernels = [NetworkKernel([nl.Conv((3, 3)), act, nl.AvgPool((2, 2), padding="same"),
+                                  nl.Conv((2, 2)), act, readout, nl.Dense()],
+                                 input_shape=(3, 4, 2), weight_std=1.5, bias_std=0.2)
+                   for act in (numerical(), closed)]
+        (K_num, G_num), (K, G) = (k(X, eval_gradient=True) for k in kernels)
+        np.testing.assert_allclose(K_num, K, rtol=1e-10)
+        np.testing.assert_allclose(G_num, G, rtol=1e-10, atol=1e-10 * np.abs(G).max())
+        np.testing.assert_allclose(kernels[0](X, Y), kernels[1](X, Y), rtol=1e-10)
+        np.testing.assert_allclose(kernels[0].diag(X), kernels[1].diag(X), rtol=1e-10)
