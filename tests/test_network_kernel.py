@@ -193,6 +193,14 @@ def test_refused_networks_name_layer_and_fix(layers, shape, match):
 
 
 def test_bad_kernel_parameters():
+    # repr never raises (a grid search or a notebook prints the kernel before evaluating it)
+    for bad in (NetworkKernel([nl.Dense()], weight_std="big", bias_std=None),
+                NTKKernel(weight_std="big", bias_std=None)):
+        assert "weight_std='big', bias_std=None" in repr(bad)
+        with pytest.raises(TypeError, match="weight_std must be a real number, got 'big'"):
+            bad(X12)
+    assert "weight_std=1.23, bias_std=0" in repr(NetworkKernel([nl.Dense()], weight_std=1.234,
+                                                               bias_std=0))
     with pytest.raises(ValueError, match="kind"):
         NetworkKernel([nl.Dense()], kind="gp")(X12)
     with pytest.raises(TypeError, match="weight_std"):

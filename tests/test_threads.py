@@ -81,3 +81,49 @@ def test_graph_task_queue_runs_every_task_once(n_threads, n_tasks):
     finally:
         numba.set_num_threads(before)
     np.testing.assert_array_equal(seen, 1)
+
+
+def test_borrowed_view_shares_the_memory():
+    @numba.njit
+    def fill(a):
+        view = threads.borrowed(a)
+        for i in range(view.shape[0]):
+            row = view[i]
+            row[:] = i
+        return view.shape
+
+    a = np.zeros((3, 4))
+    assert fill(a) == (3, 4)
+    np.testing.assert_array_equal(a, np.repeat(np.arange(3.0), 4).reshape(3, 4))
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 30])
+def test_conv_chain_task_queue_identical_on_one_and_two_threads(n):
+    """The compiled convolutional chain's rows come from a queue: every entry once, any count
+    of threads, odd and even n (rows t and n - 1 - t share a task in k(X))."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two numba threads")
+    from sklearn_ntk.arch.plan import compile_network
+    from sklearn_ntk.backends import conv
+
+    rng = np.random.default_rng(n)
+    X, Y = rng.standard_normal((n, 12)), rng.standard_normal((5, 12))
+    results = []
+    for readout in (nl.GlobalAvgPool(), nl.Flatten()):
+        plan = compile_network([nl.Conv((3, 2)), "relu", nl.Conv((2, 2)), "erf", readout,
+                                nl.Dense()], (3, 4, 1))
+        tables = conv.encode(plan, 1.7, 0.05)
+        before = numba.get_num_threads()
+        for n_threads in (1, 2):
+            numba.set_num_threads(n_threads)
+            try:
+                results.append([conv.pairs(plan, tables, X, Yv, grad=g)
+                                for Yv, g in ((None, False), (Y, False), (None, True))]
+                               + [conv.self_pass(plan, tables, X, grad=True)])
+            finally:
+                numba.set_num_threads(before)
+    for one, two in ((results[0], results[1]), (results[2], results[3])):
+        for a, b in zip(one, two, strict=True):
+            for x, y in zip(a, b, strict=True):
+                assert np.all(np.isfinite(x))
+                np.testing.assert_array_equal(x, y)

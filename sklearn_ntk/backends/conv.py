@@ -6,10 +6,12 @@ global reduction (GlobalAvgPool, GlobalSumPool or Flatten) and a fully-connected
 
 Each pair of samples is pushed through the whole network inside one compiled function, with its
 pixel-pair state (``P x P`` values, or ``P`` for Flatten networks, which only need the pixel
-diagonal) in per-thread scratch buffers: the convolution is applied one spatial axis at a time
+diagonal) in scratch buffers: the convolution is applied one spatial axis at a time
 (separable), the activation reads the per-position variances of the two samples from the self pass
-(computed once per sample by the reference evaluator), and ``k(X)`` only computes the upper
-triangle. Memory is ``O(n m + threads * P^2)``. With ``grad`` every state entry carries its two
+(computed once per sample), and ``k(X)`` only computes the upper triangle.
+Rows of the output are tasks, run in blocks taken from a queue by GIL-free threads
+(:func:`~sklearn_ntk.backends.threads.run_tasks`), one set of scratch buffers per block; memory is
+``O(n m + threads * P^2)``. With ``grad`` every state entry carries its two
 forward-mode tangents (d/dlog sigma_b, d/dlog sigma_w) as extra components: linear maps act on
 each component alike, Dense/Conv and the activations add their own terms (the partials of the
 closed forms, ``fused._moments_grad``).
@@ -24,11 +26,12 @@ import numba
 import numpy as np
 
 from . import fused
+from .threads import borrowed, run_tasks
 
 __all__ = ["encode", "pairs", "self_pass", "working_bytes"]
 
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
-_pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
+_nogil = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _ijit = numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 
 OP_CONV, OP_ACT, OP_GAP, OP_GSP, OP_FLATTEN = 0, 1, 2, 3, 4
@@ -479,15 +482,24 @@ def _run_pair(i, j, same, X, Y, C, full, P0, iops, fops, dims, runs, n_runs, cov
             tail[1, k, 0] = t0[k, 0]
 
 
-@_pjit
-def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, hy, out):
+@_nogil
+def _pair_tasks(t0, t1, X, Y, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx,
+                hy, out):
+    """Tasks ``t0 .. t1 - 1`` of the pair pass on the calling thread, without the GIL.
+
+    Task ``t`` is row ``t`` of the output (``j >= i`` only for ``k(X)``, paired with row
+    ``n - 1 - t`` so that every task has about the same work); one set of scratch buffers serves
+    the whole block of tasks.
+    """
+    X, Y, iops, fops, dims = borrowed(X), borrowed(Y), borrowed(iops), borrowed(fops), borrowed(dims)
+    runs, n_runs, covers = borrowed(runs), borrowed(n_runs), borrowed(covers)
+    hx, hy, out = borrowed(hx), borrowed(hy), borrowed(out)
     n = X.shape[0]
     m = Y.shape[0]
     K = out.shape[1]
-    n_tasks = (n + 1) // 2 if sym else n
-    for task in numba.prange(n_tasks):
-        bufs = np.empty((4, K, size))
-        tail = np.empty((2, K, 1))
+    bufs = np.empty((4, K, size))
+    tail = np.empty((2, K, 1))
+    for task in range(t0, t1):
         first = np.int64(task)
         for rep in range(2 if sym else 1):
             i = first if rep == 0 else np.int64(n - 1) - first
@@ -503,12 +515,16 @@ def _pairs(X, Y, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers
                             out[a, k, j, i] = tail[a, k, 0]
 
 
-@_pjit
-def _self(X, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, out):
+@_nogil
+def _self_tasks(t0, t1, X, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, out):
+    """Samples ``t0 .. t1 - 1`` with themselves (recording their variances), without the GIL."""
+    X, iops, fops, dims = borrowed(X), borrowed(iops), borrowed(fops), borrowed(dims)
+    runs, n_runs, covers = borrowed(runs), borrowed(n_runs), borrowed(covers)
+    hx, out = borrowed(hx), borrowed(out)
     K = out.shape[1]
-    for i in numba.prange(X.shape[0]):
-        bufs = np.empty((4, K, size))
-        tail = np.empty((2, K, 1))
+    bufs = np.empty((4, K, size))
+    tail = np.empty((2, K, 1))
+    for i in range(t0, t1):
         _run_pair(i, i, True, X, X, C, full0, P0, iops, fops, dims, runs, n_runs, covers, hx, hx,
                   bufs, tail, True)
         for a in range(2):
@@ -545,7 +561,12 @@ def self_pass(plan, tables, X, grad=False):
     n, K = X.shape[0], 3 if grad else 1
     hx = np.zeros((max(len(act_ops), 1), n, K, P_max))
     out = np.empty((2, K, n))
-    _self(X, plan.input_shape[-1], full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, out)
+    C = plan.input_shape[-1]
+
+    def tasks(t0, t1):
+        _self_tasks(t0, t1, X, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, out)
+
+    run_tasks(tasks, n)
     return out[0], out[1], hx
 
 
@@ -559,5 +580,11 @@ def pairs(plan, tables, X, Y=None, grad=False):
     hy = hx if sym else self_pass(plan, tables, Yv, grad)[2]
     out = np.empty((2, 3 if grad else 1, X.shape[0], Yv.shape[0]))
     C = plan.input_shape[-1]
-    _pairs(X, Yv, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers, hx, hy, out)
+    n = X.shape[0]
+
+    def tasks(t0, t1):
+        _pair_tasks(t0, t1, X, Yv, sym, C, full0, P0, size, iops, fops, dims, runs, n_runs, covers,
+                    hx, hy, out)
+
+    run_tasks(tasks, (n + 1) // 2 if sym else n)
     return out[0], out[1]

@@ -132,11 +132,14 @@ def pair_pass(plan, X, Y, hist_x, hist_y, rows, cols, same, w2, b2, grad):
     return apply(plan.root, state, ctx)
 
 
-def working_bytes(plan, n_comp):
-    """Memory of one block of pair states and its temporaries (for the memory guard)."""
+def working_bytes(plan, n_comp, n_pairs):
+    """Memory of one block of pair states and its temporaries (for the memory guard).
+
+    ``n_pairs`` is the number of pairs (or samples of a self pass) evaluated: a block never holds
+    more of them."""
     P = int(np.prod(plan.spatial)) if plan.spatial else 1
     per_pair = n_comp * 8 * (P * P if plan.input_full else P) * 2
-    return 8 * per_pair * _pairs_per_block(plan, n_comp)
+    return 8 * per_pair * max(1, min(_pairs_per_block(plan, n_comp), n_pairs))
 
 
 def _pairs_per_block(plan, n_comp):

@@ -10,7 +10,9 @@ Larger evaluations run blocks of rows taken from a queue by ``numba.get_num_thre
 (:func:`run_tasks`) rather than in one parallel region: a region splits the rows in fixed shares
 and waits for its slowest thread while the others spin, so on a busy machine two threads were
 slower than one; from a queue a thread that is held up leaves its remaining blocks to the others.
-The compiled block functions release the GIL.
+The compiled block functions release the GIL. Inside them, every slice of an array made in
+Python (``hx[h, i]``) would add and drop a reference with an atomic operation, which threads
+sharing the array contend for; :func:`borrowed` views of the arguments avoid that.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
+from numba.extending import intrinsic
 
-__all__ = ["BLOCKS_PER_THREAD", "SERIAL_WORK", "n_rows", "run_tasks", "single_threaded_blas",
-           "threads_for"]
+__all__ = ["BLOCKS_PER_THREAD", "SERIAL_WORK", "borrowed", "n_rows", "run_tasks",
+           "single_threaded_blas", "threads_for"]
 
 SERIAL_WORK = 1 << 18  # entries x layers below which one thread is used (~0.5 ms of work)
 BLOCKS_PER_THREAD = 8  # blocks of tasks in the queue per thread (balance on a busy machine)
@@ -67,6 +70,26 @@ def run_tasks(fn, n_tasks):
         futures = [pool.submit(fn, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
         for future in futures:
             future.result()
+
+
+@intrinsic
+def borrowed(typingctx, arr):
+    """In compiled code: a view of the array ``arr`` that does not count references.
+
+    Slicing it costs no atomic reference-count updates (a compiled task function slices its
+    argument arrays once per pair of samples, on every thread). Only for arrays that the
+    Python caller keeps alive until the compiled call returns, i.e. the arguments of a task
+    function run by :func:`run_tasks`.
+    """
+
+    def codegen(context, builder, signature, args):
+        src = context.make_array(arr)(context, builder, value=args[0])
+        view = context.make_array(arr)(context, builder)
+        context.populate_array(view, data=src.data, shape=src.shape, strides=src.strides,
+                               itemsize=src.itemsize, meminfo=None, parent=None)
+        return view._getvalue()
+
+    return arr(arr), codegen
 
 
 @functools.lru_cache(maxsize=1)

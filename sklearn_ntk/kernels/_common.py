@@ -24,6 +24,11 @@ class StdHyperparameters:
             bounds = "fixed"
         return Hyperparameter("bias_std", "numeric", bounds)
 
+    def _stds_repr(self):
+        """``weight_std=..., bias_std=...`` for ``repr`` (3 significant digits; never raises,
+        whatever was set: an invalid value is reported when the kernel is evaluated)."""
+        return ", ".join(f"{name}={_short(getattr(self, name))}" for name in ("weight_std", "bias_std"))
+
     def is_stationary(self):
         """The NTK is not translation invariant."""
         return False
@@ -53,3 +58,9 @@ class StdHyperparameters:
                     "scale) overflows float64"
                 )
         return w2, b2
+
+
+def _short(value):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return f"{value:.3g}"
+    return repr(value)

@@ -116,8 +116,8 @@ class NetworkKernel(StdHyperparameters, Kernel):
     def __repr__(self):
         shape = "" if self.input_shape is None else f", input_shape={self.input_shape!r}"
         return (
-            f"{type(self).__name__}({self.layers!r}{shape}, weight_std={self.weight_std:.3g}, "
-            f"bias_std={self.bias_std:.3g}, kind={self.kind!r})"
+            f"{type(self).__name__}({self.layers!r}{shape}, {self._stds_repr()}, "
+            f"kind={self.kind!r})"
         )
 
     # ------------------------------------------------------------------ validation
@@ -200,7 +200,8 @@ class NetworkKernel(StdHyperparameters, Kernel):
             return nngp[None], ntk[None]
         tables = conv.encode(plan, w2, b2)
         if tables is None:
-            check_memory(2 * k * 8 * n * m + reference.working_bytes(plan, k), what)
+            pairs = n * (n + 1) // 2 if Y is None else n * m
+            check_memory(2 * k * 8 * n * m + reference.working_bytes(plan, k, max(pairs, n, m)), what)
             return reference.kernel_matrices(plan, X, Y, w2, b2, grad=grad)
         check_memory(2 * k * 8 * n * m + conv.working_bytes(plan, tables, k), what)
         return conv.pairs(plan, tables, X, Y, grad=grad)  # a convolutional chain: compiled

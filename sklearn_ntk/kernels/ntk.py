@@ -118,7 +118,7 @@ class NTKKernel(StdHyperparameters, Kernel):
         act = self.activation
         return (
             f"{type(self).__name__}(depth={self.depth!r}, activation={act!r}, "
-            f"weight_std={self.weight_std:.3g}, bias_std={self.bias_std:.3g}, kind={self.kind!r})"
+            f"{self._stds_repr()}, kind={self.kind!r})"
         )
 
     # ------------------------------------------------------------------ validation
