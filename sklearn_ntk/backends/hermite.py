@@ -39,7 +39,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from .threads import single_threaded_blas
+from .threads import run_tasks, single_threaded_blas
 
 __all__ = ["RowTable", "row_table", "pair_moments", "moments_rows", "coefficient_table"]
 
@@ -51,6 +51,8 @@ _CHUNK = 1 << 21  # evaluation points per chunk of the direct 2-D rule
 
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
+_nogil = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
+_inline = numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -153,7 +155,7 @@ def _buckets(groups, tier):
     return out
 
 
-_EVAL_BLOCK = 1 << 13  # activation values per block of rows: small temporaries stay in cache
+_EVAL_BLOCK = 1 << 15  # activation values per block of rows (temporaries stay in cache)
 _HEAD_TERMS = 96  # first tier (a multiple of 4, like every number of terms)
 _SMOOTH_TERMS = 128
 _SHARP_TERMS = 256
@@ -219,9 +221,15 @@ def coefficient_table(act, var, order, tier=1):
         Tail energies ``R[j, r, k] = sum_{i >= k} C[j, r, i]**2`` (floored at round-off).
     M : ndarray (order + 1, order + 1, len(var))
         One-dimensional moments ``E[phi^(i)(u) phi^(j)(u)]`` (the pair with itself).
+    parity : ndarray of int (order + 1,)
+        For each ``phi^(j)``: 1 where its coefficients of even order ``k >= 2`` vanish for every
+        row (its even part is a constant: ``phi^(j)`` is odd up to a constant), 0 where those
+        of odd order ``k >= 3`` vanish (its odd part is linear), -1 otherwise.
 
     ``tier``: 0 for the first ``_HEAD_TERMS`` coefficients, 1 for 128 (smooth rows) or 256, 2 for
-    ``_LONG_TERMS`` on a finer rule (see :func:`_buckets`).
+    ``_LONG_TERMS`` on a finer rule (see :func:`_buckets`). The blocks of rows are computed by
+    :func:`~sklearn_ntk.backends.threads.run_tasks` (the activation may be called from several
+    threads at once).
     """
     var = np.asarray(var, dtype=float)
     buckets = _buckets(_scale_group(var), tier)
@@ -230,25 +238,59 @@ def coefficient_table(act, var, order, tier=1):
     C = np.zeros((n_sets, var.shape[0], K))
     nterms = np.empty(var.shape[0], dtype=np.int64)
     M = np.empty((n_sets, n_sets, var.shape[0]))
+    blocks = []
+    for group, kg, width, idx in buckets:
+        nterms[idx] = kg
+        step = max(1, _EVAL_BLOCK // _scale_rule(group, width)[0].shape[0])
+        blocks += [(group, kg, width, idx[r0 : r0 + step]) for r0 in range(0, idx.size, step)]
+    found = np.ones((len(blocks), n_sets, 2), dtype=bool)  # (even part constant, odd part linear)
+
+    def run(b0, b1):
+        for b in range(b0, b1):
+            found[b] = _table_block(act, var, order, *blocks[b], C, M)
+
     with single_threaded_blas():
-        for group, kg, width, idx in buckets:
-            z, w = _scale_rule(group, width)
-            half = z.shape[0] // 2
-            nodes = np.concatenate([z[half:], -z[half:]])
-            weights = np.concatenate([w[half:], w[half:]])
-            even, odd = _weighted_hermite(group, kg, width)
-            nterms[idx] = kg
-            step = max(1, _EVAL_BLOCK // nodes.shape[0])
-            for r0 in range(0, idx.shape[0], step):
-                rows = idx[r0 : r0 + step]
-                f = _evaluate(act, np.sqrt(var[rows])[:, None] * nodes[None, :], order)
-                for i in range(n_sets):
-                    fp, fm = f[i][:, :half], f[i][:, half:]
-                    C[i, rows, 0:kg:2] = (fp + fm) @ even
-                    C[i, rows, 1:kg:2] = (fp - fm) @ odd
-                    for j in range(i, n_sets):
-                        M[i, j, rows] = M[j, i, rows] = (f[i] * f[j]) @ weights
-    return C, nterms, _tail_energies(C, nterms, M), M
+        run_tasks(run, len(blocks))
+    found = found.all(axis=0)
+    parity = np.where(found[:, 0], 1, np.where(found[:, 1], 0, -1))
+    return C, nterms, _tail_energies(C, nterms, M), M, parity
+
+
+_PARITY_TOL = 1e-13  # relative deviation below which a part of phi^(j) is taken as exact
+
+
+def _table_block(act, var, order, group, kg, width, rows, C, M):
+    """The coefficients and moments of ``rows`` (one block of :func:`coefficient_table`).
+
+    Returns, per set ``j``, whether the even part of ``phi^(j)(sqrt(v) z)`` is constant and
+    whether its odd part is linear on the nodes (to round-off): the coefficients of that
+    parity beyond order one are then exactly zero and are not computed.
+    """
+    z, w = _scale_rule(group, width)
+    half = z.shape[0] // 2
+    zp = z[half:]
+    nodes = np.concatenate([zp, -zp])
+    weights = np.concatenate([w[half:], w[half:]])
+    even, odd = _weighted_hermite(group, kg, width)
+    f = _evaluate(act, np.sqrt(var[rows])[:, None] * nodes[None, :], order)
+    found = np.zeros((order + 1, 2), dtype=bool)
+    for i in range(order + 1):
+        fp, fm = f[i][:, :half], f[i][:, half:]
+        scale = np.max(np.abs(f[i]), axis=1, keepdims=True) * _PARITY_TOL
+        sym, anti = fp + fm, fp - fm
+        found[i, 0] = np.all(np.abs(sym - sym[:, -1:]) <= scale)
+        found[i, 1] = np.all(np.abs(anti - anti[:, -1:] * (zp / zp[-1])) <= scale)
+        if found[i, 0]:
+            C[i, rows, 0] = sym @ even[:, 0]
+        else:
+            C[i, rows, 0:kg:2] = sym @ even
+        if found[i, 1]:
+            C[i, rows, 1] = anti @ odd[:, 0]
+        else:
+            C[i, rows, 1:kg:2] = anti @ odd
+        for j in range(i, order + 1):
+            M[i, j, rows] = M[j, i, rows] = (f[i] * f[j]) @ weights
+    return found
 
 
 def _tail_energies(C, nterms, M):
@@ -323,40 +365,49 @@ def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, factors, tol, out, ok):
         ok[p] = good
 
 
-@_jit
-def _two_series(pa, pb, K, rho, scale0, scale1):
-    """The T and Tdot series of one pair together, each stopped by its own tail bound.
+@_inline
+def _two_series(PA, a, PB, b, T, rho, tol, first0, first1, step0, step1):
+    """The T and Tdot series of the pair of rows ``PA[a]`` and ``PB[b]`` together, each stopped
+    by its own tail bound (at ``tol`` of its Cauchy-Schwarz scale).
 
-    ``pa``/``pb``: the packed tables of the two members (see :func:`_packed`). Returns
-    ``(T, Tdot, converged)``.
+    ``PA``/``PB``: packed tables (see :func:`_packed`; indexed in place: a view per pair would
+    cost two atomic reference-count updates): entry ``t`` holds the terms of order ``t`` for
+    ``t < 2``, then ``first + step * (t - 2)`` (a step of 2 skips the orders whose coefficients
+    vanish, see :func:`coefficient_table`). Returns ``(T, Tdot, converged)``.
     """
-    acc0 = 0.0
-    acc1 = 0.0
-    rk = 1.0
-    live0 = True
-    live1 = True
-    for k0 in range(0, K, 4):
-        for k in range(k0, k0 + 4):
-            if live0:
-                acc0 += pa[k, 0] * pb[k, 0] * rk
-            if live1:
-                acc1 += pa[k, 1] * pb[k, 1] * rk
-            rk *= rho
-        ar = abs(rk)
-        k = k0 + 4
-        live0 = live0 and ar * pa[k, 2] * pb[k, 2] > scale0
-        live1 = live1 and ar * pa[k, 3] * pb[k, 3] > scale1
+    scale0 = tol * PA[a, 0, 2] * PB[0, b, 2]
+    scale1 = tol * PA[a, 0, 3] * PB[0, b, 3]
+    acc0 = PA[a, 0, 0] * PB[0, b, 0] + PA[a, 1, 0] * PB[1, b, 0] * rho
+    acc1 = PA[a, 0, 1] * PB[0, b, 1] + PA[a, 1, 1] * PB[1, b, 1] * rho
+    rho2 = rho * rho
+    rk0 = rho2 * rho if first0 == 3 else rho2
+    rk1 = rho2 * rho if first1 == 3 else rho2
+    p0 = rho2 if step0 == 2 else rho
+    p1 = rho2 if step1 == 2 else rho
+    live0 = abs(rk0) * PA[a, 2, 2] * PB[2, b, 2] > scale0
+    live1 = abs(rk1) * PA[a, 2, 3] * PB[2, b, 3] > scale1
+    for t0 in range(2, T, 4):
         if not (live0 or live1):
             return acc0, acc1, True
-    return acc0, acc1, False
+        m0 = 1.0 if live0 else 0.0  # masks rather than branches: a live flag is hard to predict
+        m1 = 1.0 if live1 else 0.0
+        for t in range(t0, t0 + 4):
+            acc0 += PA[a, t, 0] * PB[t, b, 0] * rk0 * m0
+            acc1 += PA[a, t, 1] * PB[t, b, 1] * rk1 * m1
+            rk0 *= p0
+            rk1 *= p1
+        t = t0 + 4
+        live0 = live0 & (abs(rk0) * PA[a, t, 2] * PB[t, b, 2] > scale0)
+        live1 = live1 & (abs(rk1) * PA[a, t, 3] * PB[t, b, 3] > scale1)
+    return acc0, acc1, not (live0 or live1)
 
 
 @_jit
-def _row_layer(i, PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, bad):
-    """One row of :func:`_layer_pairs`: T and Tdot of its pairs by series, then the Dense layer."""
+def _row_layer(i, PX, ix, sx, PY, iy, sy, M, law, sym, s, th, w2, b2, tol, bad):
+    """One row of :func:`_layer_tasks`: T and Tdot of its pairs by series, then the Dense layer."""
     m = s.shape[1]
     r = ix[i]
-    pa = PX[i]
+    T, first0, first1, step0, step1 = law[0], law[1], law[2], law[3], law[4]
     for j in range(i if sym else 0, m):
         q = sx[i] * sy[j]
         rho = s[i, j] / q if q > 0.0 else 0.0
@@ -364,10 +415,7 @@ def _row_layer(i, PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, ba
         if (sym and j == i) or (r == iy[j] and rho >= 1.0 - 1e-15):
             t, td = M[0, 0, r], M[1, 1, r]
         else:
-            pb = PY[j]
-            t, td, ok = _two_series(
-                pa, pb, min(nx[i], ny[j]), rho, tol * pa[0, 2] * pb[0, 2], tol * pa[0, 3] * pb[0, 3]
-            )
+            t, td, ok = _two_series(PX, i, PY, j, T, rho, tol, first0, first1, step0, step1)
             if not ok:
                 bad[i, j] = True
                 continue
@@ -376,40 +424,65 @@ def _row_layer(i, PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, ba
         s[i, j] = s_new
 
 
-@_pjit
-def _layer_pairs(PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, bad):
-    """One layer for every pair, in place: (Sigma, Theta) -> (Sigma', Theta') (see layer_values)."""
-    n = s.shape[0]
-    args = (PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, bad)
-    if sym:
-        for task in numba.prange((n + 1) // 2):
-            _row_layer(task, *args)
-            other = n - 1 - task
-            if other != task:
-                _row_layer(other, *args)
-    else:
-        for i in numba.prange(n):
-            _row_layer(i, *args)
+@_nogil
+def _layer_tasks(t0, t1, args):
+    """Tasks ``t0 .. t1 - 1`` of :func:`layer_values` without the GIL: row ``t`` and, with
+    ``sym``, row ``n - 1 - t`` (every task then has the same work)."""
+    n = args[9].shape[0]
+    sym = args[8]
+    for task in range(t0, t1):
+        _row_layer(task, *args)
+        other = n - 1 - task
+        if sym and other != task:
+            _row_layer(other, *args)
 
 
-def _packed(table, rows):
+def _law(table):
+    """``(T, first0, first1, step0, step1)``: the packed terms of T and Tdot (see
+    :func:`_two_series`), the orders of one parity only where the other vanishes."""
+    K = int(table.nterms.min())  # the terms every row has (all of them in the first tier)
+    firsts, steps, lengths = [], [], []
+    for j in range(2):
+        par = -1 if table.parity is None else int(table.parity[j])
+        first, step = (3, 2) if par == 1 else (2, 2) if par == 0 else (2, 1)
+        # entries t < T need order <= K - 1; the tail bound at t = T needs order <= K
+        lengths.append(2 + ((K - first) // step + 1) - 1)
+        firsts.append(first)
+        steps.append(step)
+    T = 2 + 4 * ((min(lengths) - 2) // 4)
+    return np.array([T, firsts[0], firsts[1], steps[0], steps[1]], dtype=np.int64)
+
+
+@_nogil
+def _pack_rows(C, SR, rows, law):
+    """The packed T and Tdot tables of ``rows`` (see :func:`_packed`)."""
+    T, first0, first1, step0, step1 = law[0], law[1], law[2], law[3], law[4]
+    P = np.empty((rows.shape[0], T + 1, 4))
+    for p in range(rows.shape[0]):
+        r = rows[p]
+        for t in range(T + 1):
+            k0 = t if t < 2 else first0 + step0 * (t - 2)
+            k1 = t if t < 2 else first1 + step1 * (t - 2)
+            P[p, t, 0] = C[0, r, k0] if t < T else 0.0
+            P[p, t, 1] = C[1, r, k1] if t < T else 0.0
+            P[p, t, 2] = SR[0, r, k0]
+            P[p, t, 3] = SR[1, r, k1]
+    return P
+
+
+def _packed(table, rows, law):
     """The T and Tdot tables of ``rows`` in kernel order, one contiguous block per row.
 
-    ``P[r, k] = (c0_k, c1_k, sqrt(R0_k), sqrt(R1_k))`` (coefficients zero at ``k = K``), so that a
-    pair reads its two members' terms as two short sequential streams.
+    ``P[r, t] = (c0, c1, sqrt(R0), sqrt(R1))`` at the orders of entry ``t`` (see
+    :func:`_two_series`), so that a pair reads its two members' terms as two short sequential
+    streams.
     """
-    K = table.C.shape[2]
-    P = np.zeros((rows.shape[0], K + 1, 4))
-    P[:, :K, 0] = table.C[0, rows]
-    P[:, :K, 1] = table.C[1, rows]
-    P[:, :, 2] = np.sqrt(table.R[0, rows])
-    P[:, :, 3] = np.sqrt(table.R[1, rows])
-    return P
+    return _pack_rows(table.C, np.sqrt(table.R[:2]), rows, law)
 
 
 def layer_values_bytes(n, m):
     """Memory :func:`layer_values` allocates beyond its arguments (packed tables, flags)."""
-    return 32 * (_SHARP_TERMS + 1) * (n + m) + n * m
+    return 32 * (_HEAD_TERMS + 1) * (n + m) + 8 * (_HEAD_TERMS + 1) * (n + m) + n * m
 
 
 def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
@@ -424,11 +497,12 @@ def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
     ix = table.index[:n]
     iy = ix if sym else table.index[n:]
     sx, sy = np.sqrt(var_x), np.sqrt(var_y)
-    PX = _packed(table, ix)
-    PY = PX if sym else _packed(table, iy)
-    nx, ny = table.nterms[ix], table.nterms[iy]
+    law = _law(table)
+    PX = _packed(table, ix, law)
+    PY = np.ascontiguousarray(np.transpose(PX if sym else _packed(table, iy, law), (1, 0, 2)))
     bad = np.zeros((n, m), dtype=np.bool_)
-    _layer_pairs(PX, nx, ix, sx, PY, ny, iy, sy, table.M, sym, s, th, w2, b2, _TOL, bad)
+    args = (PX, ix, sx, PY, iy, sy, table.M, law, sym, s, th, w2, b2, _TOL, bad)
+    run_tasks(lambda t0, t1: _layer_tasks(t0, t1, args), (n + 1) // 2 if sym else n)
     if bad.any():
         rows, cols = np.nonzero(bad)
         a, b = ix[rows], iy[cols]
@@ -521,6 +595,7 @@ class RowTable(NamedTuple):
     M: np.ndarray
     grad: bool
     tier: int = 0
+    parity: np.ndarray | None = None  # see coefficient_table
 
     @property
     def nbytes(self):
@@ -534,8 +609,8 @@ def row_table(act, var, grad=False, tier=0):
     take the next tiers (:func:`_hard_pairs`).
     """
     uvar, inv = np.unique(np.asarray(var, dtype=float), return_inverse=True)
-    C, nterms, R, M = coefficient_table(act, uvar, 3 if grad else 1, tier)
-    return RowTable(uvar, inv, C, nterms, R, M, grad, tier)
+    C, nterms, R, M, parity = coefficient_table(act, uvar, 3 if grad else 1, tier)
+    return RowTable(uvar, inv, C, nterms, R, M, grad, tier, parity)
 
 
 def table_bytes(n_rows, grad=False):
@@ -607,7 +682,7 @@ def _hard_pairs(act, table, ia, ib, rho):
     left = np.arange(ia.shape[0])
     for tier in range(table.tier + 1, 3):
         rows, inv = np.unique(np.concatenate([ia[left], ib[left]]), return_inverse=True)
-        C, nterms, R, _ = coefficient_table(act, table.var[rows], order, tier)
+        C, nterms, R, _, _ = coefficient_table(act, table.var[rows], order, tier)
         part = np.empty((factors.shape[0], left.shape[0]))
         ok = np.empty(left.shape[0], dtype=np.bool_)
         ja, jb = inv[: left.shape[0]], inv[left.shape[0] :]
