@@ -155,7 +155,7 @@ def _buckets(groups, tier):
     return out
 
 
-_EVAL_BLOCK = 1 << 15  # activation values per block of rows (temporaries stay in cache)
+_EVAL_BLOCK = 1 << 14  # activation values per block of rows: 64 kB temporaries (below malloc's mmap threshold: no page faults) that stay in cache
 _HEAD_TERMS = 96  # first tier (a multiple of 4, like every number of terms)
 _SMOOTH_TERMS = 128
 _SHARP_TERMS = 256
@@ -270,27 +270,63 @@ def _table_block(act, var, order, group, kg, width, rows, C, M):
     half = z.shape[0] // 2
     zp = z[half:]
     nodes = np.concatenate([zp, -zp])
-    weights = np.concatenate([w[half:], w[half:]])
     even, odd = _weighted_hermite(group, kg, width)
     f = _evaluate(act, np.sqrt(var[rows])[:, None] * nodes[None, :], order)
-    found = np.zeros((order + 1, 2), dtype=bool)
-    for i in range(order + 1):
-        fp, fm = f[i][:, :half], f[i][:, half:]
-        scale = np.max(np.abs(f[i]), axis=1, keepdims=True) * _PARITY_TOL
-        sym, anti = fp + fm, fp - fm
-        found[i, 0] = np.all(np.abs(sym - sym[:, -1:]) <= scale)
-        found[i, 1] = np.all(np.abs(anti - anti[:, -1:] * (zp / zp[-1])) <= scale)
-        if found[i, 0]:
-            C[i, rows, 0] = sym @ even[:, 0]
-        else:
-            C[i, rows, 0:kg:2] = sym @ even
-        if found[i, 1]:
-            C[i, rows, 1] = anti @ odd[:, 0]
-        else:
-            C[i, rows, 1:kg:2] = anti @ odd
-        for j in range(i, order + 1):
-            M[i, j, rows] = M[j, i, rows] = (f[i] * f[j]) @ weights
+    found = np.empty((order + 1, 2), dtype=np.bool_)
+    Cb = np.zeros((order + 1, rows.shape[0], kg))
+    Mb = np.empty((order + 1, order + 1, rows.shape[0]))
+    _block_coefficients(tuple(f), zp / zp[-1], even, odd, w[half:], Cb, Mb, found)
+    C[:, rows, :kg] = Cb
+    M[:, :, rows] = Mb
     return found
+
+
+@_nogil
+def _block_coefficients(F, zratio, even, odd, w, C, M, found):
+    """The compiled part of :func:`_table_block`.
+
+    ``F[i][r]``: ``phi^(i)`` of row ``r`` at the nodes ``z > 0`` then at ``-z``; ``even``/``odd``:
+    the weighted Hermite polynomials of even/odd order at ``z > 0``; ``w``: the Gaussian weights
+    at ``z > 0`` (the rule is symmetric). Fills ``C`` (sets, rows, terms), ``M`` and ``found``.
+    """
+    n_sets = len(F)
+    nr, nodes = F[0].shape
+    half = nodes // 2
+    sym = np.empty((nr, half))
+    anti = np.empty((nr, half))
+    for i in range(n_sets):
+        even_const = True
+        odd_linear = True
+        for r in range(nr):
+            tol = 0.0
+            for q in range(nodes):
+                tol = max(tol, abs(F[i][r, q]))
+            tol *= _PARITY_TOL
+            top_s = F[i][r, half - 1] + F[i][r, nodes - 1]
+            top_a = F[i][r, half - 1] - F[i][r, nodes - 1]
+            for q in range(half):
+                sv = F[i][r, q] + F[i][r, half + q]
+                av = F[i][r, q] - F[i][r, half + q]
+                sym[r, q] = sv
+                anti[r, q] = av
+                even_const &= abs(sv - top_s) <= tol
+                odd_linear &= abs(av - top_a * zratio[q]) <= tol
+        found[i, 0] = even_const
+        found[i, 1] = odd_linear
+        ce = sym @ (np.ascontiguousarray(even[:, :1]) if even_const else even)
+        co = anti @ (np.ascontiguousarray(odd[:, :1]) if odd_linear else odd)
+        for r in range(nr):
+            for k in range(ce.shape[1]):
+                C[i, r, 2 * k] = ce[r, k]
+            for k in range(co.shape[1]):
+                C[i, r, 2 * k + 1] = co[r, k]
+        for j in range(i, n_sets):
+            for r in range(nr):
+                acc = 0.0
+                for q in range(half):
+                    acc += (F[i][r, q] * F[j][r, q] + F[i][r, half + q] * F[j][r, half + q]) * w[q]
+                M[i, j, r] = acc
+                M[j, i, r] = acc
 
 
 def _tail_energies(C, nterms, M):
