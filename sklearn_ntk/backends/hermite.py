@@ -264,69 +264,98 @@ def _table_block(act, var, order, group, kg, width, rows, C, M):
 
     Returns, per set ``j``, whether the even part of ``phi^(j)(sqrt(v) z)`` is constant and
     whether its odd part is linear on the nodes (to round-off): the coefficients of that
-    parity beyond order one are then exactly zero and are not computed.
+    parity beyond order one are then exactly zero and are not computed. Where every variance
+    of the block is at least ``_STEIN_VAR``, the coefficients of the odd derivatives follow
+    from those of the even ones by Stein's identity
+    :math:`\\mathbb{E}[\\phi'(\\sqrt a z) h_k(z)] = \\sqrt{(k+1)/a}\\,\\mathbb{E}[\\phi(\\sqrt a z) h_{k+1}(z)]`
+    instead of a second projection.
     """
     z, w = _scale_rule(group, width)
     half = z.shape[0] // 2
     zp = z[half:]
     nodes = np.concatenate([zp, -zp])
-    even, odd = _weighted_hermite(group, kg, width)
-    f = _evaluate(act, np.sqrt(var[rows])[:, None] * nodes[None, :], order)
+    root = np.sqrt(var[rows])
+    stein = bool(root.min() ** 2 >= _STEIN_VAR)
+    kc = kg + 4 if stein else kg  # Stein needs the coefficients of phi one order further
+    even, odd = _weighted_hermite(group, kc, width)
+    f = _evaluate(act, root[:, None] * nodes[None, :], order)
     found = np.empty((order + 1, 2), dtype=np.bool_)
-    Cb = np.zeros((order + 1, rows.shape[0], kg))
+    Cb = np.zeros((order + 1, rows.shape[0], kc))
     Mb = np.empty((order + 1, order + 1, rows.shape[0]))
-    _block_coefficients(tuple(f), zp / zp[-1], even, odd, w[half:], Cb, Mb, found)
-    C[:, rows, :kg] = Cb
+    _block_coefficients(tuple(f), zp / zp[-1], even, odd, w[half:], root, stein, Cb, Mb, found)
+    C[:, rows, :kg] = Cb[:, :, :kg]
     M[:, :, rows] = Mb
     return found
 
 
+_STEIN_VAR = 1e-2  # below, Stein's identity divides round-off by sqrt(var) > 10: project directly
+
+
 @_nogil
-def _block_coefficients(F, zratio, even, odd, w, C, M, found):
+def _block_coefficients(F, zratio, even, odd, w, root, stein, C, M, found):
     """The compiled part of :func:`_table_block`.
 
     ``F[i][r]``: ``phi^(i)`` of row ``r`` at the nodes ``z > 0`` then at ``-z``; ``even``/``odd``:
     the weighted Hermite polynomials of even/odd order at ``z > 0``; ``w``: the Gaussian weights
-    at ``z > 0`` (the rule is symmetric). Fills ``C`` (sets, rows, terms), ``M`` and ``found``.
+    at ``z > 0`` (the rule is symmetric); ``root``: the rows' standard deviations. Fills ``C``
+    (sets, rows, terms), ``M`` and ``found``; with ``stein`` the odd sets by Stein's identity.
     """
     n_sets = len(F)
     nr, nodes = F[0].shape
     half = nodes // 2
+    K = C.shape[2]
     sym = np.empty((nr, half))
     anti = np.empty((nr, half))
     for i in range(n_sets):
+        Fi = F[i]
         even_const = True
         odd_linear = True
         for r in range(nr):
-            tol = 0.0
-            for q in range(nodes):
-                tol = max(tol, abs(F[i][r, q]))
-            tol *= _PARITY_TOL
-            top_s = F[i][r, half - 1] + F[i][r, nodes - 1]
-            top_a = F[i][r, half - 1] - F[i][r, nodes - 1]
+            big = 0.0
             for q in range(half):
-                sv = F[i][r, q] + F[i][r, half + q]
-                av = F[i][r, q] - F[i][r, half + q]
+                sv = Fi[r, q] + Fi[r, half + q]
+                av = Fi[r, q] - Fi[r, half + q]
                 sym[r, q] = sv
                 anti[r, q] = av
-                even_const &= abs(sv - top_s) <= tol
-                odd_linear &= abs(av - top_a * zratio[q]) <= tol
+                big = max(big, abs(sv) + abs(av))  # >= max |phi| at +-z
+            tol = 0.5 * big * _PARITY_TOL
+            top_s = sym[r, half - 1]
+            top_a = anti[r, half - 1]
+            worst_s = 0.0
+            worst_a = 0.0
+            for q in range(half):
+                worst_s = max(worst_s, abs(sym[r, q] - top_s))
+                worst_a = max(worst_a, abs(anti[r, q] - top_a * zratio[q]))
+            even_const &= worst_s <= tol
+            odd_linear &= worst_a <= tol
         found[i, 0] = even_const
         found[i, 1] = odd_linear
-        ce = sym @ (np.ascontiguousarray(even[:, :1]) if even_const else even)
-        co = anti @ (np.ascontiguousarray(odd[:, :1]) if odd_linear else odd)
-        for r in range(nr):
-            for k in range(ce.shape[1]):
-                C[i, r, 2 * k] = ce[r, k]
-            for k in range(co.shape[1]):
-                C[i, r, 2 * k + 1] = co[r, k]
-        for j in range(i, n_sets):
+        if stein and i % 2 == 1:  # phi^(i) from phi^(i-1), one order further
             for r in range(nr):
-                acc = 0.0
-                for q in range(half):
-                    acc += (F[i][r, q] * F[j][r, q] + F[i][r, half + q] * F[j][r, half + q]) * w[q]
-                M[i, j, r] = acc
-                M[j, i, r] = acc
+                for k in range(K - 1):
+                    C[i, r, k] = math.sqrt(k + 1.0) * C[i - 1, r, k + 1] / root[r]
+        else:
+            ce = sym @ (np.ascontiguousarray(even[:, :1]) if even_const else even)
+            co = anti @ (np.ascontiguousarray(odd[:, :1]) if odd_linear else odd)
+            for r in range(nr):
+                for k in range(ce.shape[1]):
+                    C[i, r, 2 * k] = ce[r, k]
+                for k in range(co.shape[1]):
+                    C[i, r, 2 * k + 1] = co[r, k]
+        for j in range(i, n_sets):
+            Fj = F[j]
+            for r in range(nr):
+                a0 = 0.0
+                a1 = 0.0
+                for q in range(0, half - 1, 2):  # two partial sums: no single chain of adds
+                    a0 += (Fi[r, q] * Fj[r, q] + Fi[r, half + q] * Fj[r, half + q]) * w[q]
+                    q1 = q + 1
+                    a1 += (Fi[r, q1] * Fj[r, q1] + Fi[r, half + q1] * Fj[r, half + q1]) * w[q1]
+                if half % 2:
+                    q = half - 1
+                    a0 += (Fi[r, q] * Fj[r, q] + Fi[r, half + q] * Fj[r, half + q]) * w[q]
+                M[i, j, r] = a0 + a1
+                M[j, i, r] = a0 + a1
 
 
 def _tail_energies(C, nterms, M):
