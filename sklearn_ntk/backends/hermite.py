@@ -21,6 +21,14 @@ where the activation is nearly a step, together with :math:`|\\rho|` near one) a
 directly by a two-dimensional composite Gauss-Legendre rule graded towards the activation's
 transition (:func:`_direct`).
 
+Most activations are a constant or linear function plus an odd or an even one (tanh, erf, the
+logistic, SiLU, GELU, softplus): their coefficients of the other parity beyond order one vanish.
+That is detected on the quadrature nodes, those coefficients are stored as exact zeros, and the
+per-pair series take one order in two (:func:`_law`). The coefficients of :math:`\phi'` follow from
+those of :math:`\phi` by Stein's identity
+:math:`\mathbb{E}[\phi'(\sqrt a z) h_k(z)] = \sqrt{(k+1)/a}\;\mathbb{E}[\phi(\sqrt a z) h_{k+1}(z)]`
+(for variances where the division does not magnify round-off).
+
 The one-dimensional integrals use composite Gauss-Legendre panels: uniform on :math:`|z| \\le 13`
 and graded geometrically towards :math:`z = 0` down to the scale :math:`1/\\sqrt{a}` of the
 activation's transition, so that they are accurate for any variance.
