@@ -24,9 +24,9 @@ transition (:func:`_direct`).
 Most activations are a constant or linear function plus an odd or an even one (tanh, erf, the
 logistic, SiLU, GELU, softplus): their coefficients of the other parity beyond order one vanish.
 That is detected on the quadrature nodes, those coefficients are stored as exact zeros, and the
-per-pair series take one order in two (:func:`_law`). The coefficients of :math:`\phi'` follow from
-those of :math:`\phi` by Stein's identity
-:math:`\mathbb{E}[\phi'(\sqrt a z) h_k(z)] = \sqrt{(k+1)/a}\;\mathbb{E}[\phi(\sqrt a z) h_{k+1}(z)]`
+per-pair series take one order in two (:func:`_law`). The coefficients of :math:`\\phi'` follow from
+those of :math:`\\phi` by Stein's identity
+:math:`\\mathbb{E}[\\phi'(\\sqrt a z) h_k(z)] = \\sqrt{(k+1)/a}\\;\\mathbb{E}[\\phi(\\sqrt a z) h_{k+1}(z)]`
 (for variances where the division does not magnify round-off).
 
 The one-dimensional integrals use composite Gauss-Legendre panels: uniform on :math:`|z| \\le 13`
@@ -438,57 +438,98 @@ def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, factors, tol, out, ok):
         ok[p] = good
 
 
-@_inline
-def _two_series(PA, a, PB, b, T, rho, tol, first0, first1, step0, step1):
-    """The T and Tdot series of the pair of rows ``PA[a]`` and ``PB[b]`` together, each stopped
-    by its own tail bound (at ``tol`` of its Cauchy-Schwarz scale).
+_HEAD = 14  # entries of every pair's series taken side by side over a row's pairs (SIMD)
 
-    ``PA``/``PB``: packed tables (see :func:`_packed`; indexed in place: a view per pair would
-    cost two atomic reference-count updates): entry ``t`` holds the terms of order ``t`` for
-    ``t < 2``, then ``first + step * (t - 2)`` (a step of 2 skips the orders whose coefficients
-    vanish, see :func:`coefficient_table`). Returns ``(T, Tdot, converged)``.
+
+@_inline
+def _row_heads(i, j0, PX, SY, sx, sy, s, first0, first1, step0, step1, tol, lanes):
+    """The first ``_HEAD`` entries of the T and Tdot series of the pairs ``(i, j >= j0)``,
+    side by side: short loops over the pairs, one entry at a time, that run as SIMD.
+
+    ``SY[q, t, j]``: the columns' packed tables (see :func:`_packed`). Leaves in ``lanes[:, j]``
+    rho, T, Tdot, the next powers of rho of both, whether each series is still above its tail
+    bound (1.0) after the head, and the steps of the powers. Every pair takes the same head
+    whatever its neighbours.
     """
-    scale0 = tol * PA[a, 0, 2] * PB[0, b, 2]
-    scale1 = tol * PA[a, 0, 3] * PB[0, b, 3]
-    acc0 = PA[a, 0, 0] * PB[0, b, 0] + PA[a, 1, 0] * PB[1, b, 0] * rho
-    acc1 = PA[a, 0, 1] * PB[0, b, 1] + PA[a, 1, 1] * PB[1, b, 1] * rho
-    rho2 = rho * rho
-    rk0 = rho2 * rho if first0 == 3 else rho2
-    rk1 = rho2 * rho if first1 == 3 else rho2
-    p0 = rho2 if step0 == 2 else rho
-    p1 = rho2 if step1 == 2 else rho
-    live0 = abs(rk0) * PA[a, 2, 2] * PB[2, b, 2] > scale0
-    live1 = abs(rk1) * PA[a, 2, 3] * PB[2, b, 3] > scale1
-    for t0 in range(2, T, 4):
+    m = s.shape[1]
+    c00, c01, c10, c11 = PX[i, 0, 0], PX[i, 0, 1], PX[i, 1, 0], PX[i, 1, 1]
+    sxi = sx[i]
+    u0 = np.uint64(j0)  # unsigned columns: no negative-index wraparound, contiguous loads
+    for jj in range(m - j0):
+        j = u0 + np.uint64(jj)
+        q = sxi * sy[j]
+        rho = s[i, j] / q if q > 0.0 else 0.0
+        rho = 1.0 if rho > 1.0 else (-1.0 if rho < -1.0 else rho)
+        rho2 = rho * rho
+        lanes[0, j] = rho
+        lanes[1, j] = c00 * SY[0, 0, j] + c10 * SY[0, 1, j] * rho
+        lanes[2, j] = c01 * SY[1, 0, j] + c11 * SY[1, 1, j] * rho
+        lanes[3, j] = rho2 * rho if first0 == 3 else rho2
+        lanes[4, j] = rho2 * rho if first1 == 3 else rho2
+        lanes[7, j] = rho2 if step0 == 2 else rho
+        lanes[8, j] = rho2 if step1 == 2 else rho
+    for t in range(2, _HEAD):
+        a0 = PX[i, t, 0]
+        a1 = PX[i, t, 1]
+        for jj in range(m - j0):
+            j = u0 + np.uint64(jj)
+            rk0 = lanes[3, j]
+            rk1 = lanes[4, j]
+            lanes[1, j] += a0 * SY[0, t, j] * rk0
+            lanes[2, j] += a1 * SY[1, t, j] * rk1
+            lanes[3, j] = rk0 * lanes[7, j]
+            lanes[4, j] = rk1 * lanes[8, j]
+    e00, e01 = tol * PX[i, 0, 2], tol * PX[i, 0, 3]
+    eh0, eh1 = PX[i, _HEAD, 2], PX[i, _HEAD, 3]
+    for jj in range(m - j0):
+        j = u0 + np.uint64(jj)
+        live0 = abs(lanes[3, j]) * eh0 * SY[2, _HEAD, j] > e00 * SY[2, 0, j]
+        live1 = abs(lanes[4, j]) * eh1 * SY[3, _HEAD, j] > e01 * SY[3, 0, j]
+        lanes[5, j] = 1.0 if live0 else 0.0
+        lanes[6, j] = 1.0 if live1 else 0.0
+
+
+@_inline
+def _series_tail(PA, a, PB, b, T, tol, step0, step1, lanes):
+    """The rest of one pair's series after the head (entries ``_HEAD ..``), each series
+    stopped by its own tail bound; returns ``(T, Tdot, converged)``."""
+    acc0, acc1, rk0, rk1 = lanes[1, b], lanes[2, b], lanes[3, b], lanes[4, b]
+    live0 = lanes[5, b] > 0.0
+    live1 = lanes[6, b] > 0.0
+    p0, p1 = lanes[7, b], lanes[8, b]
+    scale0 = tol * PA[a, 0, 2] * PB[2, 0, b]
+    scale1 = tol * PA[a, 0, 3] * PB[3, 0, b]
+    for t0 in range(_HEAD, T, 4):
         if not (live0 or live1):
             return acc0, acc1, True
         m0 = 1.0 if live0 else 0.0  # masks rather than branches: a live flag is hard to predict
         m1 = 1.0 if live1 else 0.0
         for t in range(t0, t0 + 4):
-            acc0 += PA[a, t, 0] * PB[t, b, 0] * rk0 * m0
-            acc1 += PA[a, t, 1] * PB[t, b, 1] * rk1 * m1
+            acc0 += PA[a, t, 0] * PB[0, t, b] * rk0 * m0
+            acc1 += PA[a, t, 1] * PB[1, t, b] * rk1 * m1
             rk0 *= p0
             rk1 *= p1
         t = t0 + 4
-        live0 = live0 & (abs(rk0) * PA[a, t, 2] * PB[t, b, 2] > scale0)
-        live1 = live1 & (abs(rk1) * PA[a, t, 3] * PB[t, b, 3] > scale1)
+        live0 = live0 & (abs(rk0) * PA[a, t, 2] * PB[2, t, b] > scale0)
+        live1 = live1 & (abs(rk1) * PA[a, t, 3] * PB[3, t, b] > scale1)
     return acc0, acc1, not (live0 or live1)
 
 
 @_jit
-def _row_layer(i, PX, ix, sx, PY, iy, sy, M, law, sym, s, th, w2, b2, tol, bad):
-    """One row of :func:`_layer_tasks`: T and Tdot of its pairs by series, then the Dense layer."""
+def _row_layer(i, PX, ix, sx, SY, iy, sy, M, law, sym, s, th, w2, b2, tol, bad, lanes):
+    """One row of :func:`_layer_tasks`: T and Tdot of its pairs by series (a head side by side,
+    :func:`_row_heads`, then each pair's tail alone, :func:`_series_tail`), then the Dense layer."""
     m = s.shape[1]
     r = ix[i]
     T, first0, first1, step0, step1 = law[0], law[1], law[2], law[3], law[4]
-    for j in range(i if sym else 0, m):
-        q = sx[i] * sy[j]
-        rho = s[i, j] / q if q > 0.0 else 0.0
-        rho = min(1.0, max(-1.0, rho))
+    j0 = i if sym else 0
+    _row_heads(i, j0, PX, SY, sx, sy, s, first0, first1, step0, step1, tol, lanes)
+    for j in range(j0, m):
+        rho = lanes[0, j]
         if (sym and j == i) or (r == iy[j] and rho >= 1.0 - 1e-15):
             t, td = M[0, 0, r], M[1, 1, r]
         else:
-            t, td, ok = _two_series(PX, i, PY, j, T, rho, tol, first0, first1, step0, step1)
+            t, td, ok = _series_tail(PX, i, SY, j, T, tol, step0, step1, lanes)
             if not ok:
                 bad[i, j] = True
                 continue
@@ -503,11 +544,12 @@ def _layer_tasks(t0, t1, args):
     ``sym``, row ``n - 1 - t`` (every task then has the same work)."""
     n = args[9].shape[0]
     sym = args[8]
+    lanes = np.empty((9, args[9].shape[1]))
     for task in range(t0, t1):
-        _row_layer(task, *args)
+        _row_layer(task, *args, lanes)
         other = n - 1 - task
         if sym and other != task:
-            _row_layer(other, *args)
+            _row_layer(other, *args, lanes)
 
 
 def _law(table):
@@ -572,7 +614,7 @@ def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
     sx, sy = np.sqrt(var_x), np.sqrt(var_y)
     law = _law(table)
     PX = _packed(table, ix, law)
-    PY = np.ascontiguousarray(np.transpose(PX if sym else _packed(table, iy, law), (1, 0, 2)))
+    PY = np.ascontiguousarray(np.transpose(PX if sym else _packed(table, iy, law), (2, 1, 0)))
     bad = np.zeros((n, m), dtype=np.bool_)
     args = (PX, ix, sx, PY, iy, sy, table.M, law, sym, s, th, w2, b2, _TOL, bad)
     run_tasks(lambda t0, t1: _layer_tasks(t0, t1, args), (n + 1) // 2 if sym else n)
