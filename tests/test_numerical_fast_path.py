@@ -7,11 +7,38 @@ gradients, and pairs that need more than the first tier's terms must still be ex
 import numba
 import numpy as np
 import pytest
+from scipy import special
 
 from sklearn_ntk import NTKKernel
+from sklearn_ntk.activations import Activation, Custom, get_activation
 from sklearn_ntk.backends import hermite
 
 from .test_kernel_numerical import NumericalErf
+
+
+class ShiftedTanh(Activation):
+    """tanh(x - 0.5): neither part of it is constant or linear (every order is needed)."""
+
+    name = "shifted_tanh"
+
+    def numpy_fn(self, x):
+        return np.tanh(x - 0.5)
+
+    def derivatives(self, x, order=1):
+        t = np.tanh(x - 0.5)
+        d1 = 1.0 - t * t
+        return [t, d1, -2.0 * t * d1, -2.0 * d1 * (1.0 - 3.0 * t * t)][: order + 1]
+
+
+def _projections(act, var, K):
+    """Hermite coefficients of phi and phi' by plain projection on the graded rule (reference)."""
+    out = np.empty((2, var.size, K))
+    for r, v in enumerate(var):
+        z, w = hermite._scale_rule(int(hermite._scale_group(np.array([v]))[0]))
+        H = hermite._hermite(z, K) * w[:, None]
+        f = act.derivatives(np.sqrt(v) * z, 1)
+        out[0, r], out[1, r] = f[0] @ H, f[1] @ H
+    return out
 
 
 def _cs_rel(ours, ref, diag=None):
@@ -37,7 +64,43 @@ def test_values_do_not_depend_on_thread_count():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "silu"])
+@pytest.mark.parametrize(
+    "activation, parity",
+    [
+        ("tanh", [1, 0]),
+        ("sigmoid", [1, 0]),  # 1/2 + tanh(x/2)/2: constant plus odd
+        ("silu", [0, 1]),  # x/2 plus even
+        (NumericalErf(), [1, 0]),
+        # softplus (x/2 plus even), its derivative the logistic (1/2 plus odd)
+        (Custom(lambda x: np.logaddexp(0.0, x), derivative=special.expit), [0, 1]),
+        # phi' by central differences is not exactly odd plus a constant: all of its orders
+        (Custom(lambda x: np.logaddexp(0.0, x)), [0, -1]),
+        (ShiftedTanh(), [-1, -1]),
+    ],
+)
+def test_coefficients_parity_and_stein(activation, parity):
+    """Where phi is a constant or linear function plus an odd or even one, the coefficients of
+    the other parity (beyond order one) are exactly zero, and the projections agree that they
+    vanish; phi' by Stein's identity (variances >= 1e-2) equals its own projection."""
+    act = get_activation(activation)
+    # a block with a variance below 1e-2 projects phi' directly; the others use Stein
+    for var in (np.array([1e-4, 5e-3, 0.02, 0.3, 1.0, 2.5, 40.0]), np.array([0.02, 0.3, 1.0])):
+        table = hermite.row_table(act, var)
+        np.testing.assert_array_equal(table.parity, parity)
+        K = int(table.nterms.min())
+        ref = _projections(act, var, K)
+        energy = table.M[[0, 1], [0, 1]]
+        for j in range(2):
+            scale = np.sqrt(energy[j])[:, None]
+            err = np.abs(table.C[j, :, :K] - ref[j]) / scale
+            assert err.max() < 1e-12, (j, err.max())
+            if parity[j] >= 0:  # the vanishing orders are stored as exact zeros
+                gone = table.C[j, :, 3 - parity[j] : K : 2]
+                assert np.all(gone == 0.0)
+                assert np.max(np.abs(ref[j][:, 3 - parity[j] : K : 2]) / scale) < 1e-13
+
+
+@pytest.mark.parametrize("activation", ["tanh", "silu", "sigmoid", ShiftedTanh()])
 def test_layer_pass_equals_flat_pair_path(activation):
     """k(X) (compiled per-layer pass) against the gradient's flat per-pair path, and k(X, Y)."""
     X = np.random.default_rng(1).standard_normal((40, 3)) * np.logspace(-1, 1, 40)[:, None]

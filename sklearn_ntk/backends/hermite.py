@@ -21,6 +21,14 @@ where the activation is nearly a step, together with :math:`|\\rho|` near one) a
 directly by a two-dimensional composite Gauss-Legendre rule graded towards the activation's
 transition (:func:`_direct`).
 
+Most activations are a constant or linear function plus an odd or an even one (tanh, erf, the
+logistic, SiLU, GELU, softplus): their coefficients of the other parity beyond order one vanish.
+That is detected on the quadrature nodes, those coefficients are stored as exact zeros, and the
+per-pair series take one order in two (:func:`_law`). The coefficients of :math:`\\phi'` follow from
+those of :math:`\\phi` by Stein's identity
+:math:`\\mathbb{E}[\\phi'(\\sqrt a z) h_k(z)] = \\sqrt{(k+1)/a}\\;\\mathbb{E}[\\phi(\\sqrt a z) h_{k+1}(z)]`
+(for variances where the division does not magnify round-off).
+
 The one-dimensional integrals use composite Gauss-Legendre panels: uniform on :math:`|z| \\le 13`
 and graded geometrically towards :math:`z = 0` down to the scale :math:`1/\\sqrt{a}` of the
 activation's transition, so that they are accurate for any variance.
@@ -39,7 +47,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from .threads import single_threaded_blas
+from .threads import run_tasks, single_threaded_blas
 
 __all__ = ["RowTable", "row_table", "pair_moments", "moments_rows", "coefficient_table"]
 
@@ -51,6 +59,8 @@ _CHUNK = 1 << 21  # evaluation points per chunk of the direct 2-D rule
 
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
 _pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
+_nogil = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
+_inline = numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -153,7 +163,7 @@ def _buckets(groups, tier):
     return out
 
 
-_EVAL_BLOCK = 1 << 13  # activation values per block of rows: small temporaries stay in cache
+_EVAL_BLOCK = 1 << 14  # activation values per block of rows: 64 kB temporaries (below malloc's mmap threshold: no page faults) that stay in cache
 _HEAD_TERMS = 96  # first tier (a multiple of 4, like every number of terms)
 _SMOOTH_TERMS = 128
 _SHARP_TERMS = 256
@@ -219,9 +229,15 @@ def coefficient_table(act, var, order, tier=1):
         Tail energies ``R[j, r, k] = sum_{i >= k} C[j, r, i]**2`` (floored at round-off).
     M : ndarray (order + 1, order + 1, len(var))
         One-dimensional moments ``E[phi^(i)(u) phi^(j)(u)]`` (the pair with itself).
+    parity : ndarray of int (order + 1,)
+        For each ``phi^(j)``: 1 where its coefficients of even order ``k >= 2`` vanish for every
+        row (its even part is a constant: ``phi^(j)`` is odd up to a constant), 0 where those
+        of odd order ``k >= 3`` vanish (its odd part is linear), -1 otherwise.
 
     ``tier``: 0 for the first ``_HEAD_TERMS`` coefficients, 1 for 128 (smooth rows) or 256, 2 for
-    ``_LONG_TERMS`` on a finer rule (see :func:`_buckets`).
+    ``_LONG_TERMS`` on a finer rule (see :func:`_buckets`). The blocks of rows are computed by
+    :func:`~sklearn_ntk.backends.threads.run_tasks` (the activation may be called from several
+    threads at once).
     """
     var = np.asarray(var, dtype=float)
     buckets = _buckets(_scale_group(var), tier)
@@ -230,25 +246,124 @@ def coefficient_table(act, var, order, tier=1):
     C = np.zeros((n_sets, var.shape[0], K))
     nterms = np.empty(var.shape[0], dtype=np.int64)
     M = np.empty((n_sets, n_sets, var.shape[0]))
+    blocks = []
+    for group, kg, width, idx in buckets:
+        nterms[idx] = kg
+        step = max(1, _EVAL_BLOCK // _scale_rule(group, width)[0].shape[0])
+        blocks += [(group, kg, width, idx[r0 : r0 + step]) for r0 in range(0, idx.size, step)]
+    found = np.ones((len(blocks), n_sets, 2), dtype=bool)  # (even part constant, odd part linear)
+
+    def run(b0, b1):
+        for b in range(b0, b1):
+            found[b] = _table_block(act, var, order, *blocks[b], C, M)
+
     with single_threaded_blas():
-        for group, kg, width, idx in buckets:
-            z, w = _scale_rule(group, width)
-            half = z.shape[0] // 2
-            nodes = np.concatenate([z[half:], -z[half:]])
-            weights = np.concatenate([w[half:], w[half:]])
-            even, odd = _weighted_hermite(group, kg, width)
-            nterms[idx] = kg
-            step = max(1, _EVAL_BLOCK // nodes.shape[0])
-            for r0 in range(0, idx.shape[0], step):
-                rows = idx[r0 : r0 + step]
-                f = _evaluate(act, np.sqrt(var[rows])[:, None] * nodes[None, :], order)
-                for i in range(n_sets):
-                    fp, fm = f[i][:, :half], f[i][:, half:]
-                    C[i, rows, 0:kg:2] = (fp + fm) @ even
-                    C[i, rows, 1:kg:2] = (fp - fm) @ odd
-                    for j in range(i, n_sets):
-                        M[i, j, rows] = M[j, i, rows] = (f[i] * f[j]) @ weights
-    return C, nterms, _tail_energies(C, nterms, M), M
+        run_tasks(run, len(blocks))
+    found = found.all(axis=0)
+    parity = np.where(found[:, 0], 1, np.where(found[:, 1], 0, -1))
+    return C, nterms, _tail_energies(C, nterms, M), M, parity
+
+
+_PARITY_TOL = 1e-13  # relative deviation below which a part of phi^(j) is taken as exact
+
+
+def _table_block(act, var, order, group, kg, width, rows, C, M):
+    """The coefficients and moments of ``rows`` (one block of :func:`coefficient_table`).
+
+    Returns, per set ``j``, whether the even part of ``phi^(j)(sqrt(v) z)`` is constant and
+    whether its odd part is linear on the nodes (to round-off): the coefficients of that
+    parity beyond order one are then exactly zero and are not computed. Where every variance
+    of the block is at least ``_STEIN_VAR``, the coefficients of the odd derivatives follow
+    from those of the even ones by Stein's identity
+    :math:`\\mathbb{E}[\\phi'(\\sqrt a z) h_k(z)] = \\sqrt{(k+1)/a}\\,\\mathbb{E}[\\phi(\\sqrt a z) h_{k+1}(z)]`
+    instead of a second projection.
+    """
+    z, w = _scale_rule(group, width)
+    half = z.shape[0] // 2
+    zp = z[half:]
+    nodes = np.concatenate([zp, -zp])
+    root = np.sqrt(var[rows])
+    stein = bool(root.min() ** 2 >= _STEIN_VAR)
+    kc = kg + 4 if stein else kg  # Stein needs the coefficients of phi one order further
+    even, odd = _weighted_hermite(group, kc, width)
+    f = _evaluate(act, root[:, None] * nodes[None, :], order)
+    found = np.empty((order + 1, 2), dtype=np.bool_)
+    Cb = np.zeros((order + 1, rows.shape[0], kc))
+    Mb = np.empty((order + 1, order + 1, rows.shape[0]))
+    _block_coefficients(tuple(f), zp / zp[-1], even, odd, w[half:], root, stein, Cb, Mb, found)
+    C[:, rows, :kg] = Cb[:, :, :kg]
+    M[:, :, rows] = Mb
+    return found
+
+
+_STEIN_VAR = 1e-2  # below, Stein's identity divides round-off by sqrt(var) > 10: project directly
+
+
+@_nogil
+def _block_coefficients(F, zratio, even, odd, w, root, stein, C, M, found):
+    """The compiled part of :func:`_table_block`.
+
+    ``F[i][r]``: ``phi^(i)`` of row ``r`` at the nodes ``z > 0`` then at ``-z``; ``even``/``odd``:
+    the weighted Hermite polynomials of even/odd order at ``z > 0``; ``w``: the Gaussian weights
+    at ``z > 0`` (the rule is symmetric); ``root``: the rows' standard deviations. Fills ``C``
+    (sets, rows, terms), ``M`` and ``found``; with ``stein`` the odd sets by Stein's identity.
+    """
+    n_sets = len(F)
+    nr, nodes = F[0].shape
+    half = nodes // 2
+    K = C.shape[2]
+    sym = np.empty((nr, half))
+    anti = np.empty((nr, half))
+    for i in range(n_sets):
+        Fi = F[i]
+        even_const = True
+        odd_linear = True
+        for r in range(nr):
+            big = 0.0
+            for q in range(half):
+                sv = Fi[r, q] + Fi[r, half + q]
+                av = Fi[r, q] - Fi[r, half + q]
+                sym[r, q] = sv
+                anti[r, q] = av
+                big = max(big, abs(sv) + abs(av))  # >= max |phi| at +-z
+            tol = 0.5 * big * _PARITY_TOL
+            top_s = sym[r, half - 1]
+            top_a = anti[r, half - 1]
+            worst_s = 0.0
+            worst_a = 0.0
+            for q in range(half):
+                worst_s = max(worst_s, abs(sym[r, q] - top_s))
+                worst_a = max(worst_a, abs(anti[r, q] - top_a * zratio[q]))
+            even_const &= worst_s <= tol
+            odd_linear &= worst_a <= tol
+        found[i, 0] = even_const
+        found[i, 1] = odd_linear
+        if stein and i % 2 == 1:  # phi^(i) from phi^(i-1), one order further
+            for r in range(nr):
+                for k in range(K - 1):
+                    C[i, r, k] = math.sqrt(k + 1.0) * C[i - 1, r, k + 1] / root[r]
+        else:
+            ce = sym @ (np.ascontiguousarray(even[:, :1]) if even_const else even)
+            co = anti @ (np.ascontiguousarray(odd[:, :1]) if odd_linear else odd)
+            for r in range(nr):
+                for k in range(ce.shape[1]):
+                    C[i, r, 2 * k] = ce[r, k]
+                for k in range(co.shape[1]):
+                    C[i, r, 2 * k + 1] = co[r, k]
+        for j in range(i, n_sets):
+            Fj = F[j]
+            for r in range(nr):
+                a0 = 0.0
+                a1 = 0.0
+                for q in range(0, half - 1, 2):  # two partial sums: no single chain of adds
+                    a0 += (Fi[r, q] * Fj[r, q] + Fi[r, half + q] * Fj[r, half + q]) * w[q]
+                    q1 = q + 1
+                    a1 += (Fi[r, q1] * Fj[r, q1] + Fi[r, half + q1] * Fj[r, half + q1]) * w[q1]
+                if half % 2:
+                    q = half - 1
+                    a0 += (Fi[r, q] * Fj[r, q] + Fi[r, half + q] * Fj[r, half + q]) * w[q]
+                M[i, j, r] = a0 + a1
+                M[j, i, r] = a0 + a1
 
 
 def _tail_energies(C, nterms, M):
@@ -323,51 +438,98 @@ def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, factors, tol, out, ok):
         ok[p] = good
 
 
-@_jit
-def _two_series(pa, pb, K, rho, scale0, scale1):
-    """The T and Tdot series of one pair together, each stopped by its own tail bound.
+_HEAD = 14  # entries of every pair's series taken side by side over a row's pairs (SIMD)
 
-    ``pa``/``pb``: the packed tables of the two members (see :func:`_packed`). Returns
-    ``(T, Tdot, converged)``.
+
+@_inline
+def _row_heads(i, j0, PX, SY, sx, sy, s, first0, first1, step0, step1, tol, lanes):
+    """The first ``_HEAD`` entries of the T and Tdot series of the pairs ``(i, j >= j0)``,
+    side by side: short loops over the pairs, one entry at a time, that run as SIMD.
+
+    ``SY[q, t, j]``: the columns' packed tables (see :func:`_packed`). Leaves in ``lanes[:, j]``
+    rho, T, Tdot, the next powers of rho of both, whether each series is still above its tail
+    bound (1.0) after the head, and the steps of the powers. Every pair takes the same head
+    whatever its neighbours.
     """
-    acc0 = 0.0
-    acc1 = 0.0
-    rk = 1.0
-    live0 = True
-    live1 = True
-    for k0 in range(0, K, 4):
-        for k in range(k0, k0 + 4):
-            if live0:
-                acc0 += pa[k, 0] * pb[k, 0] * rk
-            if live1:
-                acc1 += pa[k, 1] * pb[k, 1] * rk
-            rk *= rho
-        ar = abs(rk)
-        k = k0 + 4
-        live0 = live0 and ar * pa[k, 2] * pb[k, 2] > scale0
-        live1 = live1 and ar * pa[k, 3] * pb[k, 3] > scale1
+    m = s.shape[1]
+    c00, c01, c10, c11 = PX[i, 0, 0], PX[i, 0, 1], PX[i, 1, 0], PX[i, 1, 1]
+    sxi = sx[i]
+    u0 = np.uint64(j0)  # unsigned columns: no negative-index wraparound, contiguous loads
+    for jj in range(m - j0):
+        j = u0 + np.uint64(jj)
+        q = sxi * sy[j]
+        rho = s[i, j] / q if q > 0.0 else 0.0
+        rho = 1.0 if rho > 1.0 else (-1.0 if rho < -1.0 else rho)
+        rho2 = rho * rho
+        lanes[0, j] = rho
+        lanes[1, j] = c00 * SY[0, 0, j] + c10 * SY[0, 1, j] * rho
+        lanes[2, j] = c01 * SY[1, 0, j] + c11 * SY[1, 1, j] * rho
+        lanes[3, j] = rho2 * rho if first0 == 3 else rho2
+        lanes[4, j] = rho2 * rho if first1 == 3 else rho2
+        lanes[7, j] = rho2 if step0 == 2 else rho
+        lanes[8, j] = rho2 if step1 == 2 else rho
+    for t in range(2, _HEAD):
+        a0 = PX[i, t, 0]
+        a1 = PX[i, t, 1]
+        for jj in range(m - j0):
+            j = u0 + np.uint64(jj)
+            rk0 = lanes[3, j]
+            rk1 = lanes[4, j]
+            lanes[1, j] += a0 * SY[0, t, j] * rk0
+            lanes[2, j] += a1 * SY[1, t, j] * rk1
+            lanes[3, j] = rk0 * lanes[7, j]
+            lanes[4, j] = rk1 * lanes[8, j]
+    e00, e01 = tol * PX[i, 0, 2], tol * PX[i, 0, 3]
+    eh0, eh1 = PX[i, _HEAD, 2], PX[i, _HEAD, 3]
+    for jj in range(m - j0):
+        j = u0 + np.uint64(jj)
+        live0 = abs(lanes[3, j]) * eh0 * SY[2, _HEAD, j] > e00 * SY[2, 0, j]
+        live1 = abs(lanes[4, j]) * eh1 * SY[3, _HEAD, j] > e01 * SY[3, 0, j]
+        lanes[5, j] = 1.0 if live0 else 0.0
+        lanes[6, j] = 1.0 if live1 else 0.0
+
+
+@_inline
+def _series_tail(PA, a, PB, b, T, tol, step0, step1, lanes):
+    """The rest of one pair's series after the head (entries ``_HEAD ..``), each series
+    stopped by its own tail bound; returns ``(T, Tdot, converged)``."""
+    acc0, acc1, rk0, rk1 = lanes[1, b], lanes[2, b], lanes[3, b], lanes[4, b]
+    live0 = lanes[5, b] > 0.0
+    live1 = lanes[6, b] > 0.0
+    p0, p1 = lanes[7, b], lanes[8, b]
+    scale0 = tol * PA[a, 0, 2] * PB[2, 0, b]
+    scale1 = tol * PA[a, 0, 3] * PB[3, 0, b]
+    for t0 in range(_HEAD, T, 4):
         if not (live0 or live1):
             return acc0, acc1, True
-    return acc0, acc1, False
+        m0 = 1.0 if live0 else 0.0  # masks rather than branches: a live flag is hard to predict
+        m1 = 1.0 if live1 else 0.0
+        for t in range(t0, t0 + 4):
+            acc0 += PA[a, t, 0] * PB[0, t, b] * rk0 * m0
+            acc1 += PA[a, t, 1] * PB[1, t, b] * rk1 * m1
+            rk0 *= p0
+            rk1 *= p1
+        t = t0 + 4
+        live0 = live0 & (abs(rk0) * PA[a, t, 2] * PB[2, t, b] > scale0)
+        live1 = live1 & (abs(rk1) * PA[a, t, 3] * PB[3, t, b] > scale1)
+    return acc0, acc1, not (live0 or live1)
 
 
 @_jit
-def _row_layer(i, PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, bad):
-    """One row of :func:`_layer_pairs`: T and Tdot of its pairs by series, then the Dense layer."""
+def _row_layer(i, PX, ix, sx, SY, iy, sy, M, law, sym, s, th, w2, b2, tol, bad, lanes):
+    """One row of :func:`_layer_tasks`: T and Tdot of its pairs by series (a head side by side,
+    :func:`_row_heads`, then each pair's tail alone, :func:`_series_tail`), then the Dense layer."""
     m = s.shape[1]
     r = ix[i]
-    pa = PX[i]
-    for j in range(i if sym else 0, m):
-        q = sx[i] * sy[j]
-        rho = s[i, j] / q if q > 0.0 else 0.0
-        rho = min(1.0, max(-1.0, rho))
+    T, first0, first1, step0, step1 = law[0], law[1], law[2], law[3], law[4]
+    j0 = i if sym else 0
+    _row_heads(i, j0, PX, SY, sx, sy, s, first0, first1, step0, step1, tol, lanes)
+    for j in range(j0, m):
+        rho = lanes[0, j]
         if (sym and j == i) or (r == iy[j] and rho >= 1.0 - 1e-15):
             t, td = M[0, 0, r], M[1, 1, r]
         else:
-            pb = PY[j]
-            t, td, ok = _two_series(
-                pa, pb, min(nx[i], ny[j]), rho, tol * pa[0, 2] * pb[0, 2], tol * pa[0, 3] * pb[0, 3]
-            )
+            t, td, ok = _series_tail(PX, i, SY, j, T, tol, step0, step1, lanes)
             if not ok:
                 bad[i, j] = True
                 continue
@@ -376,40 +538,66 @@ def _row_layer(i, PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, ba
         s[i, j] = s_new
 
 
-@_pjit
-def _layer_pairs(PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, bad):
-    """One layer for every pair, in place: (Sigma, Theta) -> (Sigma', Theta') (see layer_values)."""
-    n = s.shape[0]
-    args = (PX, nx, ix, sx, PY, ny, iy, sy, M, sym, s, th, w2, b2, tol, bad)
-    if sym:
-        for task in numba.prange((n + 1) // 2):
-            _row_layer(task, *args)
-            other = n - 1 - task
-            if other != task:
-                _row_layer(other, *args)
-    else:
-        for i in numba.prange(n):
-            _row_layer(i, *args)
+@_nogil
+def _layer_tasks(t0, t1, args):
+    """Tasks ``t0 .. t1 - 1`` of :func:`layer_values` without the GIL: row ``t`` and, with
+    ``sym``, row ``n - 1 - t`` (every task then has the same work)."""
+    n = args[9].shape[0]
+    sym = args[8]
+    lanes = np.empty((9, args[9].shape[1]))
+    for task in range(t0, t1):
+        _row_layer(task, *args, lanes)
+        other = n - 1 - task
+        if sym and other != task:
+            _row_layer(other, *args, lanes)
 
 
-def _packed(table, rows):
+def _law(table):
+    """``(T, first0, first1, step0, step1)``: the packed terms of T and Tdot (see
+    :func:`_two_series`), the orders of one parity only where the other vanishes."""
+    K = int(table.nterms.min())  # the terms every row has (all of them in the first tier)
+    firsts, steps, lengths = [], [], []
+    for j in range(2):
+        par = -1 if table.parity is None else int(table.parity[j])
+        first, step = (3, 2) if par == 1 else (2, 2) if par == 0 else (2, 1)
+        # entries t < T need order <= K - 1; the tail bound at t = T needs order <= K
+        lengths.append(2 + ((K - first) // step + 1) - 1)
+        firsts.append(first)
+        steps.append(step)
+    T = 2 + 4 * ((min(lengths) - 2) // 4)
+    return np.array([T, firsts[0], firsts[1], steps[0], steps[1]], dtype=np.int64)
+
+
+@_nogil
+def _pack_rows(C, SR, rows, law):
+    """The packed T and Tdot tables of ``rows`` (see :func:`_packed`)."""
+    T, first0, first1, step0, step1 = law[0], law[1], law[2], law[3], law[4]
+    P = np.empty((rows.shape[0], T + 1, 4))
+    for p in range(rows.shape[0]):
+        r = rows[p]
+        for t in range(T + 1):
+            k0 = t if t < 2 else first0 + step0 * (t - 2)
+            k1 = t if t < 2 else first1 + step1 * (t - 2)
+            P[p, t, 0] = C[0, r, k0] if t < T else 0.0
+            P[p, t, 1] = C[1, r, k1] if t < T else 0.0
+            P[p, t, 2] = SR[0, r, k0]
+            P[p, t, 3] = SR[1, r, k1]
+    return P
+
+
+def _packed(table, rows, law):
     """The T and Tdot tables of ``rows`` in kernel order, one contiguous block per row.
 
-    ``P[r, k] = (c0_k, c1_k, sqrt(R0_k), sqrt(R1_k))`` (coefficients zero at ``k = K``), so that a
-    pair reads its two members' terms as two short sequential streams.
+    ``P[r, t] = (c0, c1, sqrt(R0), sqrt(R1))`` at the orders of entry ``t`` (see
+    :func:`_two_series`), so that a pair reads its two members' terms as two short sequential
+    streams.
     """
-    K = table.C.shape[2]
-    P = np.zeros((rows.shape[0], K + 1, 4))
-    P[:, :K, 0] = table.C[0, rows]
-    P[:, :K, 1] = table.C[1, rows]
-    P[:, :, 2] = np.sqrt(table.R[0, rows])
-    P[:, :, 3] = np.sqrt(table.R[1, rows])
-    return P
+    return _pack_rows(table.C, np.sqrt(table.R[:2]), rows, law)
 
 
 def layer_values_bytes(n, m):
     """Memory :func:`layer_values` allocates beyond its arguments (packed tables, flags)."""
-    return 32 * (_SHARP_TERMS + 1) * (n + m) + n * m
+    return 32 * (_HEAD_TERMS + 1) * (n + m) + 8 * (_HEAD_TERMS + 1) * (n + m) + n * m
 
 
 def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
@@ -424,11 +612,12 @@ def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
     ix = table.index[:n]
     iy = ix if sym else table.index[n:]
     sx, sy = np.sqrt(var_x), np.sqrt(var_y)
-    PX = _packed(table, ix)
-    PY = PX if sym else _packed(table, iy)
-    nx, ny = table.nterms[ix], table.nterms[iy]
+    law = _law(table)
+    PX = _packed(table, ix, law)
+    PY = np.ascontiguousarray(np.transpose(PX if sym else _packed(table, iy, law), (2, 1, 0)))
     bad = np.zeros((n, m), dtype=np.bool_)
-    _layer_pairs(PX, nx, ix, sx, PY, ny, iy, sy, table.M, sym, s, th, w2, b2, _TOL, bad)
+    args = (PX, ix, sx, PY, iy, sy, table.M, law, sym, s, th, w2, b2, _TOL, bad)
+    run_tasks(lambda t0, t1: _layer_tasks(t0, t1, args), (n + 1) // 2 if sym else n)
     if bad.any():
         rows, cols = np.nonzero(bad)
         a, b = ix[rows], iy[cols]
@@ -521,6 +710,7 @@ class RowTable(NamedTuple):
     M: np.ndarray
     grad: bool
     tier: int = 0
+    parity: np.ndarray | None = None  # see coefficient_table
 
     @property
     def nbytes(self):
@@ -534,8 +724,8 @@ def row_table(act, var, grad=False, tier=0):
     take the next tiers (:func:`_hard_pairs`).
     """
     uvar, inv = np.unique(np.asarray(var, dtype=float), return_inverse=True)
-    C, nterms, R, M = coefficient_table(act, uvar, 3 if grad else 1, tier)
-    return RowTable(uvar, inv, C, nterms, R, M, grad, tier)
+    C, nterms, R, M, parity = coefficient_table(act, uvar, 3 if grad else 1, tier)
+    return RowTable(uvar, inv, C, nterms, R, M, grad, tier, parity)
 
 
 def table_bytes(n_rows, grad=False):
@@ -607,7 +797,7 @@ def _hard_pairs(act, table, ia, ib, rho):
     left = np.arange(ia.shape[0])
     for tier in range(table.tier + 1, 3):
         rows, inv = np.unique(np.concatenate([ia[left], ib[left]]), return_inverse=True)
-        C, nterms, R, _ = coefficient_table(act, table.var[rows], order, tier)
+        C, nterms, R, _, _ = coefficient_table(act, table.var[rows], order, tier)
         part = np.empty((factors.shape[0], left.shape[0]))
         ok = np.empty(left.shape[0], dtype=np.bool_)
         ja, jb = inv[: left.shape[0]], inv[left.shape[0] :]
