@@ -124,7 +124,7 @@ def _hermite(z, K):
 
 def _weighted_hermite(group, K, width=None):
     """``h_k(z_q) w_q`` for the rule of ``group`` (the common sizes are kept, a few MB each)."""
-    if K > _SHARP_TERMS:
+    if K > _SHARP_TERMS + 4:
         return _hermite_matrix(group, K, width)
     return _cached_hermite_matrix(group, K, width)
 
@@ -250,7 +250,9 @@ def coefficient_table(act, var, order, tier=1):
     for group, kg, width, idx in buckets:
         nterms[idx] = kg
         step = max(1, _EVAL_BLOCK // _scale_rule(group, width)[0].shape[0])
-        blocks += [(group, kg, width, idx[r0 : r0 + step]) for r0 in range(0, idx.size, step)]
+        # the Hermite matrices once per bucket, with the orders Stein's identity needs beyond kg
+        hermite = _weighted_hermite(group, kg + 4, width)
+        blocks += [(group, kg, width, hermite, idx[r0 : r0 + step]) for r0 in range(0, idx.size, step)]
     found = np.ones((len(blocks), n_sets, 2), dtype=bool)  # (even part constant, odd part linear)
 
     def run(b0, b1):
@@ -267,7 +269,7 @@ def coefficient_table(act, var, order, tier=1):
 _PARITY_TOL = 1e-13  # relative deviation below which a part of phi^(j) is taken as exact
 
 
-def _table_block(act, var, order, group, kg, width, rows, C, M):
+def _table_block(act, var, order, group, kg, width, hermite, rows, C, M):
     """The coefficients and moments of ``rows`` (one block of :func:`coefficient_table`).
 
     Returns, per set ``j``, whether the even part of ``phi^(j)(sqrt(v) z)`` is constant and
@@ -284,8 +286,8 @@ def _table_block(act, var, order, group, kg, width, rows, C, M):
     nodes = np.concatenate([zp, -zp])
     root = np.sqrt(var[rows])
     stein = bool(root.min() ** 2 >= _STEIN_VAR)
-    kc = kg + 4 if stein else kg  # Stein needs the coefficients of phi one order further
-    even, odd = _weighted_hermite(group, kc, width)
+    even, odd = hermite  # kg + 4 orders: Stein needs the coefficients of phi one order further
+    kc = kg + 4
     f = _evaluate(act, root[:, None] * nodes[None, :], order)
     found = np.empty((order + 1, 2), dtype=np.bool_)
     Cb = np.zeros((order + 1, rows.shape[0], kc))
@@ -596,8 +598,9 @@ def _packed(table, rows, law):
 
 
 def layer_values_bytes(n, m):
-    """Memory :func:`layer_values` allocates beyond its arguments (packed tables, flags)."""
-    return 32 * (_HEAD_TERMS + 1) * (n + m) + 8 * (_HEAD_TERMS + 1) * (n + m) + n * m
+    """Memory :func:`layer_values` allocates beyond its arguments: packed tables, flags, and the
+    longer tables of the rows of pairs whose series need more terms (:func:`_hard_pairs`)."""
+    return 32 * (_SHARP_TERMS + 1) * (n + m) + n * m
 
 
 def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
