@@ -407,21 +407,34 @@ def _tail_rows(C, nterms, M, R):
 # --------------------------------------------------------------------------------------------------
 # per-pair series
 # --------------------------------------------------------------------------------------------------
-@_jit
-def _one_series(ca, ra, cb, rb, K, rho, scale):
-    """sum_{k<K} ca[k] cb[k] rho^k, stopped by the tail bound; returns (value, converged)."""
-    acc = 0.0
-    rk = 1.0
-    for k in range(K):
-        acc += ca[k] * cb[k] * rk
-        rk *= rho
-        if (k & 3) == 3 and abs(rk) * math.sqrt(ra[k + 1] * rb[k + 1]) <= scale:
-            return acc, True
-    return acc, abs(rk) * math.sqrt(ra[K] * rb[K]) <= scale
+@_inline
+def _one_series(C, R, sa, i, sb, j, K, rho, scale, first, step):
+    """``sum_k C[sa, i, k] C[sb, j, k] rho^k`` over the orders 0, 1, then ``first``,
+    ``first + step``, ... below ``K`` (the orders where both factors can be non-zero, see
+    :func:`_orders`), stopped by the tail bound; returns ``(value, converged)``."""
+    acc = C[sa, i, 0] * C[sb, j, 0] + C[sa, i, 1] * C[sb, j, 1] * rho
+    if first >= K:  # the factors' parities leave no term beyond order one: exact
+        return acc, True
+    rho2 = rho * rho
+    rk = rho2 * rho if first == 3 else rho2
+    p = rho2 if step == 2 else rho
+    k = first
+    n = 0
+    while k < K:
+        acc += C[sa, i, k] * C[sb, j, k] * rk
+        rk *= p
+        k += step
+        n += 1
+        if (n & 3) == 0:
+            e = min(k, K)  # R decreases: the bound at K also bounds the tail from K + 1
+            if abs(rk) * math.sqrt(R[sa, i, e] * R[sb, j, e]) <= scale:
+                return acc, True
+    e = min(k, K)
+    return acc, abs(rk) * math.sqrt(R[sa, i, e] * R[sb, j, e]) <= scale
 
 
 @_pjit
-def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, factors, tol, out, ok):
+def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, firsts, steps, factors, tol, out, ok):
     """Every requested series for every pair; ``ok[p]`` is False where one did not converge."""
     P = ia.shape[0]
     S = sets_a.shape[0]
@@ -434,10 +447,27 @@ def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, factors, tol, out, ok):
             sa = sets_a[s]
             sb = sets_b[s]
             scale = tol * math.sqrt(R[sa, i, 0] * R[sb, j, 0])
-            val, conv = _one_series(C[sa, i], R[sa, i], C[sb, j], R[sb, j], K, rho[p], scale)
+            val, conv = _one_series(C, R, sa, i, sb, j, K, rho[p], scale, firsts[s], steps[s])
             out[s, p] = factors[s] * val
             good = good and conv
         ok[p] = good
+
+
+def _orders(parity, sets_a, sets_b):
+    """``(firsts, steps)`` of each series ``(sets_a[s], sets_b[s])`` beyond order one: the odd
+    orders (3, 2) where both factors keep only those, the even ones (2, 2), none where their
+    parities differ (a first order beyond any table), every order (2, 1) otherwise."""
+    firsts = np.full(sets_a.shape[0], 2, dtype=np.int64)
+    steps = np.ones(sets_a.shape[0], dtype=np.int64)
+    if parity is None:
+        return firsts, steps
+    for s, (a, b) in enumerate(zip(sets_a, sets_b, strict=True)):
+        pa, pb = int(parity[a]), int(parity[b])
+        if pa < 0 or pb < 0:
+            continue
+        steps[s] = 2
+        firsts[s] = (3 if pa == 1 else 2) if pa == pb else np.iinfo(np.int64).max // 2
+    return firsts, steps
 
 
 _HEAD = 14  # entries of every pair's series taken side by side over a row's pairs (SIMD)
@@ -781,7 +811,11 @@ def pair_moments(act, table, ia, ib, c, same):
     rho[same] = 1.0
     out = np.empty((factors.shape[0], ia.shape[0]))
     ok = np.empty(ia.shape[0], dtype=np.bool_)
-    _series(table.C, table.R, table.nterms, ia, ib, rho, sets_a, sets_b, factors, _TOL, out, ok)
+    firsts, steps = _orders(table.parity, sets_a, sets_b)
+    _series(
+        table.C, table.R, table.nterms, ia, ib, rho, sets_a, sets_b, firsts, steps, factors, _TOL,
+        out, ok,
+    )
     if same.any():  # a row with itself: the one-dimensional moments, exactly
         rows = ia[same]
         out[:, same] = factors[:, None] * table.M[sets_a[:, None], sets_b[:, None], rows[None, :]]
@@ -800,11 +834,12 @@ def _hard_pairs(act, table, ia, ib, rho):
     left = np.arange(ia.shape[0])
     for tier in range(table.tier + 1, 3):
         rows, inv = np.unique(np.concatenate([ia[left], ib[left]]), return_inverse=True)
-        C, nterms, R, _, _ = coefficient_table(act, table.var[rows], order, tier)
+        C, nterms, R, _, parity = coefficient_table(act, table.var[rows], order, tier)
+        firsts, steps = _orders(parity, sets_a, sets_b)
         part = np.empty((factors.shape[0], left.shape[0]))
         ok = np.empty(left.shape[0], dtype=np.bool_)
         ja, jb = inv[: left.shape[0]], inv[left.shape[0] :]
-        _series(C, R, nterms, ja, jb, rho[left], sets_a, sets_b, factors, _TOL, part, ok)
+        _series(C, R, nterms, ja, jb, rho[left], sets_a, sets_b, firsts, steps, factors, _TOL, part, ok)
         out[:, left[ok]] = part[:, ok]
         left = left[~ok]
         if not left.size:
