@@ -126,3 +126,38 @@ def test_pairs_beyond_the_first_tier_stay_exact(monkeypatch):
     ntk_ref, nngp_ref = NTKKernel(activation="erf", **kw).ntk_and_nngp(X)
     assert _cs_rel(nngp, nngp_ref) < 1e-10
     assert _cs_rel(ntk, ntk_ref) < 1e-10
+
+
+@pytest.mark.parametrize("activation", ["tanh", "silu", ShiftedTanh()])
+@pytest.mark.parametrize("grad", [False, True])
+def test_interpolated_tables_equal_exact_ones(activation, grad):
+    """Many distinct variances (two decades and eight, a zero row): the interpolated first tier
+    equals the exact table to round-off of each coefficient's scale."""
+    act = get_activation(activation)
+    rng = np.random.default_rng(3)
+    for var in (rng.uniform(0.1, 3.0, 600), np.concatenate([[0.0], 10.0 ** rng.uniform(-4, 4, 2000)])):
+        var = np.unique(var)
+        order = 3 if grad else 1
+        table = hermite._interpolated_table(act, var, order)
+        assert table is not None
+        C, nterms, R, M, parity = table
+        Ce, ne, Re, Me, pe = hermite.coefficient_table(act, var, order, 0)
+        np.testing.assert_array_equal(parity, pe)
+        np.testing.assert_array_equal(nterms, ne)
+        scale = np.sqrt(np.einsum("jjr->jr", Me))
+        for j in range(order + 1):
+            ok = scale[j] > 0
+            assert np.max(np.abs(C[j, ok] - Ce[j, ok]) / scale[j, ok, None]) < 2e-13
+        assert np.max(np.abs(M - Me) / (scale[:, None] * scale[None, :] + 1e-300)) < 2e-13
+
+
+def test_interpolation_falls_back_where_it_is_not_exact(monkeypatch):
+    """An interpolant that misses its check points is refused: the table is computed row by row."""
+    act = get_activation("tanh")
+    var = np.unique(np.random.default_rng(4).uniform(0.1, 3.0, 600))
+    assert hermite._interpolated_table(act, var, 1) is not None
+    monkeypatch.setattr(hermite, "_NODES", 3)  # far too few nodes for 1e-13
+    assert hermite._interpolated_table(act, var, 1) is None
+    table = hermite.row_table(act, var)  # and row_table then takes the exact path
+    exact = hermite.coefficient_table(act, var, 1, 0)
+    np.testing.assert_array_equal(table.C, exact[0])

@@ -27,7 +27,9 @@ That is detected on the quadrature nodes, those coefficients are stored as exact
 per-pair series take one order in two (:func:`_law`). The coefficients of :math:`\\phi'` follow from
 those of :math:`\\phi` by Stein's identity
 :math:`\\mathbb{E}[\\phi'(\\sqrt a z) h_k(z)] = \\sqrt{(k+1)/a}\\;\\mathbb{E}[\\phi(\\sqrt a z) h_{k+1}(z)]`
-(for variances where the division does not magnify round-off).
+(for variances where the division does not magnify round-off). With many distinct variances the
+first tier is interpolated in the log-variance between Chebyshev nodes, and checked against exact
+values between them (:func:`_interpolated_table`).
 
 The one-dimensional integrals use composite Gauss-Legendre panels: uniform on :math:`|z| \\le 13`
 and graded geometrically towards :math:`z = 0` down to the scale :math:`1/\\sqrt{a}` of the
@@ -163,7 +165,7 @@ def _buckets(groups, tier):
     return out
 
 
-_EVAL_BLOCK = 1 << 14  # activation values per block of rows: 64 kB temporaries (below malloc's mmap threshold: no page faults) that stay in cache
+_EVAL_BLOCK = 1 << 16  # activation values per block of rows: 64 kB temporaries (below malloc's mmap threshold: no page faults) that stay in cache
 _HEAD_TERMS = 96  # first tier (a multiple of 4, like every number of terms)
 _SMOOTH_TERMS = 128
 _SHARP_TERMS = 256
@@ -235,9 +237,7 @@ def coefficient_table(act, var, order, tier=1):
         of odd order ``k >= 3`` vanish (its odd part is linear), -1 otherwise.
 
     ``tier``: 0 for the first ``_HEAD_TERMS`` coefficients, 1 for 128 (smooth rows) or 256, 2 for
-    ``_LONG_TERMS`` on a finer rule (see :func:`_buckets`). The blocks of rows are computed by
-    :func:`~sklearn_ntk.backends.threads.run_tasks` (the activation may be called from several
-    threads at once).
+    ``_LONG_TERMS`` on a finer rule (see :func:`_buckets`).
     """
     var = np.asarray(var, dtype=float)
     buckets = _buckets(_scale_group(var), tier)
@@ -255,12 +255,9 @@ def coefficient_table(act, var, order, tier=1):
         blocks += [(group, kg, width, hermite, idx[r0 : r0 + step]) for r0 in range(0, idx.size, step)]
     found = np.ones((len(blocks), n_sets, 2), dtype=bool)  # (even part constant, odd part linear)
 
-    def run(b0, b1):
-        for b in range(b0, b1):
-            found[b] = _table_block(act, var, order, *blocks[b], C, M)
-
-    with single_threaded_blas():
-        run_tasks(run, len(blocks))
+    with single_threaded_blas():  # (threads gain nothing here: the blocks hold the GIL)
+        for b, block in enumerate(blocks):
+            found[b] = _table_block(act, var, order, *block, C, M)
     found = found.all(axis=0)
     parity = np.where(found[:, 0], 1, np.where(found[:, 1], 0, -1))
     return C, nterms, _tail_energies(C, nterms, M), M, parity
@@ -754,11 +751,95 @@ def row_table(act, var, grad=False, tier=0):
     """Coefficients for rows with variances ``var`` (computed once per distinct variance).
 
     The first tier holds the terms most pairs need; pairs whose series does not converge there
-    take the next tiers (:func:`_hard_pairs`).
+    take the next tiers (:func:`_hard_pairs`). Many distinct variances take the first tier by
+    interpolation (:func:`_interpolated_table`) where it is exact to round-off.
     """
     uvar, inv = np.unique(np.asarray(var, dtype=float), return_inverse=True)
-    C, nterms, R, M, parity = coefficient_table(act, uvar, 3 if grad else 1, tier)
+    order = 3 if grad else 1
+    table = _interpolated_table(act, uvar, order) if tier == 0 else None
+    C, nterms, R, M, parity = table or coefficient_table(act, uvar, order, tier)
     return RowTable(uvar, inv, C, nterms, R, M, grad, tier, parity)
+
+
+_SEGMENT = math.log(100.0)  # log-variance span of one interpolation segment (two decades)
+_NODES = 40  # Chebyshev nodes per segment
+_CHECKS = 6  # points per segment where the interpolant is checked against the exact table
+_INTERP_TOL = 1e-13  # largest accepted interpolation error, relative to sqrt(E[phi^(j)^2])
+
+
+def _chebyshev(lo, hi, m):
+    """The ``m`` Chebyshev points of the first kind on [lo, hi] and their barycentric weights."""
+    j = np.arange(m)
+    theta = np.pi * (j + 0.5) / m
+    return 0.5 * (lo + hi) + 0.5 * (hi - lo) * np.cos(theta), (-1.0) ** j * np.sin(theta)
+
+
+def _barycentric(nodes, weights, x):
+    """The matrix ``B`` with ``B @ f(nodes) = p(x)``, ``p`` the interpolant of ``f`` at ``nodes``."""
+    d = x[:, None] - nodes[None, :]
+    hit = d == 0.0
+    B = weights[None, :] / np.where(hit, 1.0, d)
+    rows = hit.any(axis=1)
+    B[rows] = hit[rows]  # a point on a node takes that node's value
+    return B / B.sum(axis=1, keepdims=True)
+
+
+def _interpolated_table(act, var, order):
+    """The first tier of :func:`coefficient_table` for many distinct variances, interpolated.
+
+    The coefficients and moments are smooth functions of ``log(v)``: they are computed exactly
+    at ``_NODES`` Chebyshev points of every two decades of the variances and interpolated
+    (barycentric formula) to the others. Each segment is also computed exactly at ``_CHECKS``
+    points between the nodes; if the interpolant misses any of them by more than
+    ``_INTERP_TOL`` of the coefficients' scale, ``None`` is returned (compute every row).
+    Returns ``None`` as well where there are too few variances for it to pay.
+    """
+    pos = var > 0.0
+    logv = np.log(var[pos])
+    if logv.size == 0:
+        return None
+    lo, hi = float(logv.min()), float(logv.max())
+    n_seg = max(1, math.ceil((hi - lo) / _SEGMENT))
+    if var.size < 3 * n_seg * (_NODES + _CHECKS):
+        return None
+    edges = np.linspace(lo, hi, n_seg + 1)
+    cheb = [_chebyshev(edges[g], edges[g + 1], _NODES) for g in range(n_seg)]
+    checks = [
+        edges[g] + (edges[g + 1] - edges[g]) * (np.arange(_CHECKS) + 0.5) / _CHECKS
+        for g in range(n_seg)
+    ]
+    exact_at = np.concatenate([np.exp(np.concatenate([c[0], k])) for c, k in zip(cheb, checks, strict=True)])
+    exact_at = np.concatenate([exact_at, var[~pos]])  # variances 0 exactly
+    Cx, nx, _, Mx, parity = coefficient_table(act, exact_at, order, 0)
+    K = Cx.shape[2]
+    C = np.empty((order + 1, var.size, K))
+    M = np.empty((order + 1, order + 1, var.size))
+    scale = np.sqrt(np.abs(np.einsum("jjr->jr", Mx)))  # (sets, rows) of the exact points
+    seg = np.clip(np.searchsorted(edges, np.log(np.where(pos, var, 1.0)), side="right") - 1,
+                  0, n_seg - 1)
+    step = _NODES + _CHECKS
+    for g in range(n_seg):
+        nodes = slice(g * step, g * step + _NODES)
+        test = slice(g * step + _NODES, (g + 1) * step)
+        B = _barycentric(cheb[g][0], cheb[g][1], checks[g])
+        for j in range(order + 1):
+            err = np.abs(B @ Cx[j, nodes] - Cx[j, test]).max(axis=1) / scale[j, test]
+            if not np.all(err <= _INTERP_TOL):
+                return None
+        err = np.abs(np.einsum("ck,ijk->ijc", B, Mx[:, :, nodes]) - Mx[:, :, test])
+        if not np.all(err <= _INTERP_TOL * scale[:, None, test] * scale[None, :, test]):
+            return None
+        rows = np.flatnonzero(pos & (seg == g))
+        B = _barycentric(cheb[g][0], cheb[g][1], np.log(var[rows]))
+        with single_threaded_blas():
+            for j in range(order + 1):
+                C[j, rows] = B @ Cx[j, nodes]
+            M[:, :, rows] = Mx[:, :, nodes] @ B.T
+    zero = np.flatnonzero(~pos)
+    C[:, zero] = Cx[:, n_seg * step :]
+    M[:, :, zero] = Mx[:, :, n_seg * step :]
+    nterms = np.full(var.size, int(nx.min()), dtype=np.int64)
+    return C, nterms, _tail_energies(C, nterms, M), M, parity
 
 
 def table_bytes(n_rows, grad=False):
