@@ -545,7 +545,7 @@ def _series_tail(PA, a, PB, b, T, tol, step0, step1, lanes):
 
 
 @_jit
-def _row_layer(i, PX, ix, sx, SY, iy, sy, M, law, sym, s, th, w2, b2, tol, bad, lanes):
+def _row_layer(i, PX, ix, sx, SY, iy, sy, M, law, sym, s, th, w2, b2, tol, bad, nbad, lanes):
     """One row of :func:`_layer_tasks`: T and Tdot of its pairs by series (a head side by side,
     :func:`_row_heads`, then each pair's tail alone, :func:`_series_tail`), then the Dense layer."""
     m = s.shape[1]
@@ -561,6 +561,7 @@ def _row_layer(i, PX, ix, sx, SY, iy, sy, M, law, sym, s, th, w2, b2, tol, bad, 
             t, td, ok = _series_tail(PX, i, SY, j, T, tol, step0, step1, lanes)
             if not ok:
                 bad[i, j] = True
+                nbad[i] += 1
                 continue
         s_new = w2 * t + b2
         th[i, j] = s_new + w2 * td * th[i, j]
@@ -646,10 +647,13 @@ def layer_values(act, table, var_x, var_y, s, th, w2, b2, sym):
     PX = _packed(table, ix, law)
     PY = np.ascontiguousarray(np.transpose(PX if sym else _packed(table, iy, law), (2, 1, 0)))
     bad = np.zeros((n, m), dtype=np.bool_)
-    args = (PX, ix, sx, PY, iy, sy, table.M, law, sym, s, th, w2, b2, _TOL, bad)
+    nbad = np.zeros(n, dtype=np.int64)  # per row: the pairs are then found without a full scan
+    args = (PX, ix, sx, PY, iy, sy, table.M, law, sym, s, th, w2, b2, _TOL, bad, nbad)
     run_tasks(lambda t0, t1: _layer_tasks(t0, t1, args), (n + 1) // 2 if sym else n)
-    if bad.any():
-        rows, cols = np.nonzero(bad)
+    hit = np.flatnonzero(nbad)
+    if hit.size:
+        rows, cols = np.nonzero(bad[hit])
+        rows = hit[rows]
         a, b = ix[rows], iy[cols]
         c = s[rows, cols]
         with np.errstate(divide="ignore", invalid="ignore"):
