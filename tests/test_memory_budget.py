@@ -25,14 +25,11 @@ OPERATIONS = {
 }
 
 
-@pytest.mark.parametrize("name", list(OPERATIONS))
-def test_peak_allocation_within_the_checked_budget(name, monkeypatch):
-    operation = OPERATIONS[name]
-    rng = np.random.default_rng(0)
-    X, y = rng.standard_normal((N, 4)), rng.standard_normal(N)
-    operation(X[:20], y[:20])  # compile and import outside the trace
+def _traced(run, modules, monkeypatch):
+    """Peak of the bytes numpy allocates while ``run()`` runs, and every amount the memory guard
+    of ``modules`` was asked to check (recorded, not changed)."""
     checked = []
-    for module in (ntk_mod, dynamics_mod):
+    for module in modules:
         real = module.check_memory
 
         def spy(n_bytes, what, *args, _real=real, **kwargs):
@@ -43,11 +40,20 @@ def test_peak_allocation_within_the_checked_budget(name, monkeypatch):
     tracemalloc.start()
     try:
         start = tracemalloc.get_traced_memory()[0]
-        result = operation(X, y)
+        run()
         peak = tracemalloc.get_traced_memory()[1] - start
     finally:
         tracemalloc.stop()
-    del result
+    return peak, checked
+
+
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_peak_allocation_within_the_checked_budget(name, monkeypatch):
+    operation = OPERATIONS[name]
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((N, 4)), rng.standard_normal(N)
+    operation(X[:20], y[:20])  # compile and import outside the trace
+    peak, checked = _traced(lambda: operation(X, y), (ntk_mod, dynamics_mod), monkeypatch)
     assert checked, "the guard was not consulted"
     # slack: O(n) vectors and bounded row-block temporaries, 10% of one n x n array here
     assert peak <= max(checked) + 0.1 * 8 * N * N, (peak / (8 * N * N), max(checked) / (8 * N * N))
@@ -78,22 +84,11 @@ def test_full_covariance_peak_within_the_checked_budget(kind, t, monkeypatch):
         rng.standard_normal((100, 4)), rng.standard_normal(100))
     Xt = rng.standard_normal((N, 4))
     gp.predict(Xt[:20], return_cov=True)
-    checked = []
-    for module in (ntk_mod, gp_mod):
-        real = module.check_memory
-
-        def spy(n_bytes, what, *args, _real=real, **kwargs):
-            checked.append(n_bytes)
-            return _real(n_bytes, what, *args, **kwargs)
-
-        monkeypatch.setattr(module, "check_memory", spy)
-    tracemalloc.start()
-    try:
-        start = tracemalloc.get_traced_memory()[0]
-        _, cov = gp.predict(Xt, return_cov=True)
-        peak = tracemalloc.get_traced_memory()[1] - start
-    finally:
-        tracemalloc.stop()
+    result = []
+    peak, checked = _traced(
+        lambda: result.append(gp.predict(Xt, return_cov=True)[1]), (ntk_mod, gp_mod), monkeypatch
+    )
+    cov = result[0]
     assert np.array_equal(cov, cov.T)
     assert peak <= max(checked) + 0.1 * 8 * N * N, (peak / (8 * N * N), max(checked) / (8 * N * N))
 
