@@ -125,9 +125,11 @@ def _hermite(z, K):
 
 
 def _weighted_hermite(group, K, width=None):
-    """``h_k(z_q) w_q`` for the rule of ``group`` (the common sizes are kept, a few MB each)."""
+    """``h_k(z_q) w_q`` for the rule of ``group`` (kept: the common sizes, a few MB each, and the
+    two latest of the longest tier, ~10 MB each, which a marginal-likelihood fit asks for at
+    every evaluation)."""
     if K > _SHARP_TERMS + 4:
-        return _hermite_matrix(group, K, width)
+        return _cached_long_matrix(group, K, width)
     return _cached_hermite_matrix(group, K, width)
 
 
@@ -144,6 +146,7 @@ def _hermite_matrix(group, K, width):
 
 
 _cached_hermite_matrix = functools.lru_cache(maxsize=8)(_hermite_matrix)
+_cached_long_matrix = functools.lru_cache(maxsize=2)(_hermite_matrix)
 
 
 def _buckets(groups, tier):
