@@ -10,8 +10,9 @@ polynomials :math:`h_k` and :math:`z \\sim \\mathcal{N}(0, 1)`,
     f_k(a) = \\mathbb{E}[f(\\sqrt{a}\\, z)\\, h_k(z)].
 
 The coefficients depend on one variance only: they are computed once per row of the kernel
-(:func:`coefficient_table`), and each pair costs a short series (:func:`_two_series` in the
-compiled per-layer pass :func:`layer_values`, :func:`_series` for flat lists of pairs). The rows
+(:func:`coefficient_table`), and each pair costs a short series (in the compiled per-layer pass
+:func:`layer_values` the first terms of a row's pairs side by side, :func:`_row_heads`, then each
+pair's tail, :func:`_series_tail`; :func:`_series` for flat lists of pairs). The rows
 first get the 96 coefficients most pairs need; the rows of the pairs whose series has not converged
 there get 128 or 256, then 1024 (:func:`_hard_pairs`). The tail after
 ``K`` terms is bounded by Cauchy-Schwarz, :math:`|\\rho|^K \\sqrt{R_K(a) R_K(b)}` with the tail energies
@@ -586,8 +587,12 @@ def _layer_tasks(t0, t1, args):
 
 
 def _law(table):
-    """``(T, first0, first1, step0, step1)``: the packed terms of T and Tdot (see
-    :func:`_two_series`), the orders of one parity only where the other vanishes."""
+    """``(T, first0, first1, step0, step1)``: the packed entries of the T and Tdot series.
+
+    Entry ``t`` holds the term of order ``t`` for ``t < 2``, then of order
+    ``first + step * (t - 2)``: a step of 2 takes the orders of one parity only where those of
+    the other vanish (see :func:`coefficient_table`). ``T`` entries, with tail energies up to
+    entry ``T``, fit in the table's terms."""
     K = int(table.nterms.min())  # the terms every row has (all of them in the first tier)
     firsts, steps, lengths = [], [], []
     for j in range(2):
@@ -621,9 +626,9 @@ def _pack_rows(C, SR, rows, law):
 def _packed(table, rows, law):
     """The T and Tdot tables of ``rows`` in kernel order, one contiguous block per row.
 
-    ``P[r, t] = (c0, c1, sqrt(R0), sqrt(R1))`` at the orders of entry ``t`` (see
-    :func:`_two_series`), so that a pair reads its two members' terms as two short sequential
-    streams.
+    ``P[r, t] = (c0, c1, sqrt(R0), sqrt(R1))`` at the orders of entry ``t`` (see :func:`_law`);
+    :func:`layer_values` transposes the columns' copy to planes ``[q, t, j]``, contiguous over
+    the pairs of a row that advance side by side.
     """
     return _pack_rows(table.C, np.sqrt(table.R[:2]), rows, law)
 
