@@ -169,7 +169,7 @@ def _buckets(groups, tier):
     return out
 
 
-_EVAL_BLOCK = 1 << 16  # activation values per block of rows: 64 kB temporaries (below malloc's mmap threshold: no page faults) that stay in cache
+_EVAL_BLOCK = 1 << 16  # activation values per block of rows (0.5 MB temporaries: few Python calls)
 _HEAD_TERMS = 96  # first tier (a multiple of 4, like every number of terms)
 _SMOOTH_TERMS = 128
 _SHARP_TERMS = 256
@@ -599,7 +599,7 @@ def _law(table):
         par = -1 if table.parity is None else int(table.parity[j])
         first, step = (3, 2) if par == 1 else (2, 2) if par == 0 else (2, 1)
         # entries t < T need order <= K - 1; the tail bound at t = T needs order <= K
-        lengths.append(2 + ((K - first) // step + 1) - 1)
+        lengths.append(2 + (K - first) // step)
         firsts.append(first)
         steps.append(step)
     T = 2 + 4 * ((min(lengths) - 2) // 4)
