@@ -127,3 +127,42 @@ def test_conv_chain_task_queue_identical_on_one_and_two_threads(n):
             for x, y in zip(a, b, strict=True):
                 assert np.all(np.isfinite(x))
                 np.testing.assert_array_equal(x, y)
+
+
+def test_run_tasks_covers_every_task_once_and_reraises():
+    """Blocks of tasks from the queue: every task exactly once, on 1 and 2 threads, from a
+    helper thread (served alone), and a task's error reaches the caller."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two numba threads")
+    import threading
+    old = numba.get_num_threads()
+    try:
+        for count in (1, 2):
+            numba.set_num_threads(count)
+            for n_tasks in (0, 1, 7, 100):
+                seen = np.zeros(n_tasks, dtype=int)
+                names = set()
+
+                def fn(t0, t1, seen=seen, names=names):
+                    seen[t0:t1] += 1
+                    names.add(threading.current_thread().name)
+
+                threads.run_tasks(fn, n_tasks)
+                assert np.all(seen == 1)
+                assert names <= {threading.current_thread().name} | {
+                    t.name for t in threading.enumerate() if t.name.startswith(threads._HELPER)
+                }
+        numba.set_num_threads(2)
+        inner = []
+        threads._helpers(1).submit(
+            threads.run_tasks, lambda a, b: inner.append(threading.current_thread().name), 9
+        ).result()
+        assert len(set(inner)) == 1 and inner[0].startswith(threads._HELPER)
+
+        def boom(t0, t1):
+            raise ZeroDivisionError("in a task")
+
+        with pytest.raises(ZeroDivisionError, match="in a task"):
+            threads.run_tasks(boom, 40)
+    finally:
+        numba.set_num_threads(old)

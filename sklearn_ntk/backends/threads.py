@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -59,17 +61,49 @@ def n_rows(A):
 
 def run_tasks(fn, n_tasks):
     """``fn(t0, t1)`` over blocks of tasks ``0 .. n_tasks - 1``, from a queue served by
-    ``numba.get_num_threads()`` threads (the calling thread alone when that is one)."""
+    ``numba.get_num_threads()`` threads: the calling thread and helpers from a pool kept for the
+    process (starting threads at every call cost about a millisecond per kernel evaluation).
+    The calling thread alone when that is one, or when it is itself one of the helpers."""
     threads = min(numba.get_num_threads(), n_tasks)
-    if threads <= 1:
+    if threads <= 1 or threading.current_thread().name.startswith(_HELPER):
         if n_tasks > 0:
             fn(0, n_tasks)
         return
     bounds = np.linspace(0, n_tasks, min(n_tasks, BLOCKS_PER_THREAD * threads) + 1).astype(np.int64)
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        futures = [pool.submit(fn, a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    blocks = iter(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+    lock = threading.Lock()
+
+    def drain():
+        while True:
+            with lock:
+                block = next(blocks, None)
+            if block is None:
+                return
+            fn(*block)
+
+    futures = [_helpers(threads - 1).submit(drain) for _ in range(threads - 1)]
+    try:
+        drain()
+    finally:
         for future in futures:
             future.result()
+
+
+_HELPER = "sklearn_ntk-helper"
+_POOL = {}  # (process id, helpers) -> ThreadPoolExecutor
+_POOL_LOCK = threading.Lock()
+
+
+def _helpers(count):
+    """The process's pool of ``count`` helper threads (a new one after a fork or a change of
+    the thread count)."""
+    key = (os.getpid(), count)
+    with _POOL_LOCK:
+        pool = _POOL.get(key)
+        if pool is None:
+            _POOL.clear()  # pools of another process or size: their threads are not ours to join
+            pool = _POOL[key] = ThreadPoolExecutor(max_workers=count, thread_name_prefix=_HELPER)
+        return pool
 
 
 @intrinsic
