@@ -15,13 +15,46 @@ def test_threads_for_serial_below_threshold_and_restores():
     numba.set_num_threads(2)
     seen = []
     with threads.threads_for(threads.SERIAL_WORK - 1):
-        seen.append(numba.get_num_threads())
+        seen.append(threads.thread_count())
+        with threads.threads_for(threads.SERIAL_WORK):  # a larger block inside stays serial
+            seen.append(threads.thread_count())
     with threads.threads_for(threads.SERIAL_WORK):
-        seen.append(numba.get_num_threads())
+        seen.append(threads.thread_count())
     with pytest.raises(RuntimeError), threads.threads_for(1):
         raise RuntimeError("inside")
-    assert seen == [1, 2]
-    assert numba.get_num_threads() == 2
+    assert seen == [1, 1, 2]
+    assert threads.thread_count() == 2 and numba.get_num_threads() == 2
+
+
+def test_fork_after_kernel_evaluations_works():
+    """No kernel code launches numba's threading layer: a process that evaluated kernels
+    (closed form, numerical, gradient, network) can fork a child that evaluates one too (a
+    launched GNU-OpenMP layer terminates such children). In a fresh interpreter, so that
+    other tests' numba.set_num_threads calls do not count."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import multiprocessing as mp, numpy as np
+        from sklearn_ntk import NetworkKernel, NTKKernel, layers as nl
+        X = np.random.default_rng(0).standard_normal((700, 16))
+        NTKKernel()(X); NTKKernel(activation="tanh")(X[:300], eval_gradient=True)
+        NetworkKernel([nl.Conv((3, 3), padding="same"), "relu", nl.AvgPool((2, 2)),
+                       nl.GlobalAvgPool(), nl.Dense()], input_shape=(4, 4, 1))(X[:40])
+        def child(q):
+            q.put(float(NTKKernel()(X).sum()))
+        ctx = mp.get_context("fork")
+        q = ctx.Queue()
+        p = ctx.Process(target=child, args=(q,))
+        p.start()
+        print(abs(q.get(timeout=120) - NTKKernel()(X).sum()) < 1e-6)
+        p.join(30)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "True", out.stderr[-2000:]
 
 
 def test_n_rows_of_array_likes():

@@ -26,7 +26,7 @@ import numba
 import numpy as np
 
 from . import fused
-from .threads import borrowed, run_tasks
+from .threads import borrowed, run_tasks, thread_count
 
 __all__ = ["encode", "pairs", "self_pass", "working_bytes"]
 
@@ -547,7 +547,7 @@ def _sizes(plan, tables):
 
 def working_bytes(plan, tables, n_comp):
     """Scratch memory of all threads (for the memory guard)."""
-    return numba.get_num_threads() * 4 * n_comp * 8 * _sizes(plan, tables)[2]
+    return thread_count() * 4 * n_comp * 8 * _sizes(plan, tables)[2]
 
 
 def self_pass(plan, tables, X, grad=False):

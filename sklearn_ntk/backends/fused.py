@@ -54,7 +54,6 @@ _PI = math.pi
 _TWO_PI = 2.0 * math.pi
 _RHO_SNAP = 1e-14
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
-_pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
 _ijit = numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 _nogil = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
 
@@ -419,13 +418,10 @@ def _dense_tangent(t, td, th, dt, dtd, dth, w2, b2, wrt_w):
 # --------------------------------------------------------------------------------------------------
 # fused drivers (closed forms)
 # --------------------------------------------------------------------------------------------------
-@_pjit
-def _diag_values(code, p0, p1, w2, b2, depth, sq):
-    """Per-row recursion. ``sq`` = |x|^2/d. Returns (sigma history (depth+1, n), ntk (n,))."""
-    n = sq.shape[0]
-    hist = np.empty((depth + 1, n))
-    ntk = np.empty(n)
-    for i in numba.prange(n):
+@_nogil
+def _diag_values_rows(r0, r1, code, p0, p1, w2, b2, depth, sq, hist, ntk):
+    """Rows ``r0 .. r1 - 1`` of :func:`_diag_values`, without the GIL."""
+    for i in range(r0, r1):
         s = _input_dense(sq[i], w2, b2)[0]
         th = s
         hist[0, i] = s
@@ -434,21 +430,22 @@ def _diag_values(code, p0, p1, w2, b2, depth, sq):
             s, th = _dense(t, td, th, w2, b2)
             hist[layer + 1, i] = s
         ntk[i] = th
+
+
+def _diag_values(code, p0, p1, w2, b2, depth, sq):
+    """Per-row recursion. ``sq`` = |x|^2/d. Returns (sigma history (depth+1, n), ntk (n,))."""
+    n = sq.shape[0]
+    hist = np.empty((depth + 1, n))
+    ntk = np.empty(n)
+    args = (code, p0, p1, w2, b2, depth, sq, hist, ntk)
+    run_tasks(lambda r0, r1: _diag_values_rows(r0, r1, *args), n)
     return hist, ntk
 
 
-@_pjit
-def _diag_grad(code, p0, p1, w2, b2, depth, sq):
-    """Per-row recursion with forward derivatives w.r.t. (log sigma_b, log sigma_w).
-
-    Returns hist (depth+1, n), dhist (depth+1, n, 2), ntk (n,), dntk (n, 2).
-    """
-    n = sq.shape[0]
-    hist = np.empty((depth + 1, n))
-    dhist = np.empty((depth + 1, n, 2))
-    ntk = np.empty(n)
-    dntk = np.empty((n, 2))
-    for i in numba.prange(n):
+@_nogil
+def _diag_grad_rows(r0, r1, code, p0, p1, w2, b2, depth, sq, hist, dhist, ntk, dntk):
+    """Rows ``r0 .. r1 - 1`` of :func:`_diag_grad`, without the GIL."""
+    for i in range(r0, r1):
         s, ds_b, ds_w = _input_dense(sq[i], w2, b2)
         th, dth_b, dth_w = s, ds_b, ds_w
         hist[0, i] = s
@@ -469,6 +466,20 @@ def _diag_grad(code, p0, p1, w2, b2, depth, sq):
         ntk[i] = th
         dntk[i, 0] = dth_b
         dntk[i, 1] = dth_w
+
+
+def _diag_grad(code, p0, p1, w2, b2, depth, sq):
+    """Per-row recursion with forward derivatives w.r.t. (log sigma_b, log sigma_w).
+
+    Returns hist (depth+1, n), dhist (depth+1, n, 2), ntk (n,), dntk (n, 2).
+    """
+    n = sq.shape[0]
+    hist = np.empty((depth + 1, n))
+    dhist = np.empty((depth + 1, n, 2))
+    ntk = np.empty(n)
+    dntk = np.empty((n, 2))
+    args = (code, p0, p1, w2, b2, depth, sq, hist, dhist, ntk, dntk)
+    run_tasks(lambda r0, r1: _diag_grad_rows(r0, r1, *args), n)
     return hist, dhist, ntk, dntk
 
 

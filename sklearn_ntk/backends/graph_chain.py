@@ -22,7 +22,7 @@ import scipy.sparse as sp
 
 from .._validation import check_memory
 from . import fused
-from .threads import run_tasks, threads_for
+from .threads import run_tasks, thread_count, threads_for
 
 __all__ = ["encode", "pack", "pairs", "self_pass"]
 
@@ -300,7 +300,7 @@ def _self_tasks(t0, t1, gx, size, iops, fops, hx, nngp, ntk):
 
 def _buffers(size):
     """Check that every thread's five node-pair buffers of ``size`` values fit in memory."""
-    check_memory(numba.get_num_threads() * 5 * 8 * size, "the node-pair states of the largest graphs")
+    check_memory(thread_count() * 5 * 8 * size, "the node-pair states of the largest graphs")
     return size
 
 

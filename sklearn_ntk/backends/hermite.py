@@ -61,7 +61,6 @@ _TOL = 1e-13  # per-series truncation, relative to the Cauchy-Schwarz scale sqrt
 _CHUNK = 1 << 21  # evaluation points per chunk of the direct 2-D rule
 
 _jit = numba.njit(cache=True, fastmath=False, error_model="numpy")
-_pjit = numba.njit(cache=True, fastmath=False, parallel=True, error_model="numpy")
 _nogil = numba.njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _inline = numba.njit(cache=True, fastmath=False, error_model="numpy", inline="always")
 
@@ -434,12 +433,12 @@ def _one_series(C, R, sa, i, sb, j, K, rho, scale, first, step):
     return acc, abs(rk) * math.sqrt(R[sa, i, e] * R[sb, j, e]) <= scale
 
 
-@_pjit
-def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, firsts, steps, factors, tol, out, ok):
-    """Every requested series for every pair; ``ok[p]`` is False where one did not converge."""
-    P = ia.shape[0]
+@_nogil
+def _series_pairs(p0, p1, C, R, nterms, ia, ib, rho, sets_a, sets_b, firsts, steps, factors, tol,
+                  out, ok):
+    """Pairs ``p0 .. p1 - 1`` of :func:`_series`, without the GIL."""
     S = sets_a.shape[0]
-    for p in numba.prange(P):
+    for p in range(p0, p1):
         i = ia[p]
         j = ib[p]
         K = min(nterms[i], nterms[j])
@@ -452,6 +451,12 @@ def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, firsts, steps, factors, t
             out[s, p] = factors[s] * val
             good = good and conv
         ok[p] = good
+
+
+def _series(C, R, nterms, ia, ib, rho, sets_a, sets_b, firsts, steps, factors, tol, out, ok):
+    """Every requested series for every pair; ``ok[p]`` is False where one did not converge."""
+    args = (C, R, nterms, ia, ib, rho, sets_a, sets_b, firsts, steps, factors, tol, out, ok)
+    run_tasks(lambda p0, p1: _series_pairs(p0, p1, *args), ia.shape[0])
 
 
 def _orders(parity, sets_a, sets_b):

@@ -23,21 +23,22 @@ import numpy as np
 
 from ..arch.rules import Context, KernelState, apply
 from . import fused
+from .threads import run_tasks
 
 __all__ = ["moments", "self_pass", "pair_pass", "kernel_matrices", "diag_kernels", "working_bytes"]
 
 _BLOCK_BYTES = 48 * 2**20  # target size of one array of a block's pair states
 
 
-@numba.njit(cache=True, parallel=True)
-def _closed_values(code, p0, p1, a, b, c, same, t, td):
-    for i in numba.prange(a.shape[0]):
+@numba.njit(cache=True, nogil=True)
+def _closed_values(i0, i1, code, p0, p1, a, b, c, same, t, td):
+    for i in range(i0, i1):
         t[i], td[i] = fused._moments(code, p0, p1, a[i], b[i], c[i], same[i])
 
 
-@numba.njit(cache=True, parallel=True)
-def _closed_grad(code, p0, p1, a, b, c, same, out):
-    for i in numba.prange(a.shape[0]):
+@numba.njit(cache=True, nogil=True)
+def _closed_grad(i0, i1, code, p0, p1, a, b, c, same, out):
+    for i in range(i0, i1):
         r = fused._moments_grad(code, p0, p1, a[i], b[i], c[i], same[i])
         for k in range(8):
             out[k, i] = r[k]
@@ -52,11 +53,13 @@ def moments(act, a, b, c, same, grad):
     p0, p1 = act._code_params()
     if grad:
         out = np.empty((8, a.shape[0]))
-        _closed_grad(act._code, p0, p1, a, b, c, same, out)
+        run_tasks(lambda i0, i1: _closed_grad(i0, i1, act._code, p0, p1, a, b, c, same, out),
+                  a.shape[0])
         return tuple(out)
     t = np.empty(a.shape[0])
     td = np.empty(a.shape[0])
-    _closed_values(act._code, p0, p1, a, b, c, same, t, td)
+    run_tasks(lambda i0, i1: _closed_values(i0, i1, act._code, p0, p1, a, b, c, same, t, td),
+              a.shape[0])
     return t, td
 
 

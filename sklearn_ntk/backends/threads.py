@@ -6,7 +6,7 @@ of every thread: about 8 ms per region measured on two busy cores, against 0.5 m
 150-row kernel on one thread. Small evaluations therefore run on the calling thread alone; the
 results do not depend on the thread count (every entry is computed by the same code).
 
-Larger evaluations run blocks of rows taken from a queue by ``numba.get_num_threads()`` threads
+Larger evaluations run blocks of rows taken from a queue by :func:`thread_count` threads
 (:func:`run_tasks`) rather than in one parallel region: a region splits the rows in fixed shares
 and waits for its slowest thread while the others spin, so on a busy machine two threads were
 slower than one; from a queue a thread that is held up leaves its remaining blocks to the others.
@@ -26,26 +26,46 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 from numba.extending import intrinsic
+from numba.np.ufunc import parallel as _numba_parallel
 
 __all__ = ["BLOCKS_PER_THREAD", "SERIAL_WORK", "borrowed", "n_rows", "run_tasks",
-           "single_threaded_blas", "threads_for"]
+           "single_threaded_blas", "thread_count", "threads_for"]
 
 SERIAL_WORK = 1 << 18  # entries x layers below which one thread is used (~0.5 ms of work)
 BLOCKS_PER_THREAD = 8  # blocks of tasks in the queue per thread (balance on a busy machine)
 
 
+_LOCAL = threading.local()  # .serial: inside a threads_for section of small work
+
+
+def thread_count():
+    """Threads a kernel evaluation may use: ``numba.get_num_threads()``, or one inside a
+    :func:`threads_for` section of small work.
+
+    Read without launching numba's threading layer when nothing has launched it yet: no kernel
+    code runs in a numba parallel region, and a launched GNU-OpenMP layer makes every later
+    ``fork()`` of the process terminate its child. ``numba.set_num_threads`` launches it, and is
+    then followed.
+    """
+    if getattr(_LOCAL, "serial", False):
+        return 1
+    if _numba_parallel._is_initialized:
+        return numba.get_num_threads()
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
 @contextlib.contextmanager
 def threads_for(work):
-    """Run the block on one numba thread when ``work`` (entries x layers) is below SERIAL_WORK."""
-    threads = numba.get_num_threads()
-    if threads == 1 or work >= SERIAL_WORK:
+    """Run the block on one thread when ``work`` (entries x layers) is below SERIAL_WORK (for the
+    calling thread only: other threads evaluating kernels at the same time are not affected)."""
+    if work >= SERIAL_WORK or getattr(_LOCAL, "serial", False):
         yield
         return
-    numba.set_num_threads(1)
+    _LOCAL.serial = True
     try:
         yield
     finally:
-        numba.set_num_threads(threads)
+        _LOCAL.serial = False
 
 
 def n_rows(A):
@@ -61,10 +81,10 @@ def n_rows(A):
 
 def run_tasks(fn, n_tasks):
     """``fn(t0, t1)`` over blocks of tasks ``0 .. n_tasks - 1``, from a queue served by
-    ``numba.get_num_threads()`` threads: the calling thread and helpers from a pool kept for the
+    :func:`thread_count` threads: the calling thread and helpers from a pool kept for the
     process (starting threads at every call cost about a millisecond per kernel evaluation).
     The calling thread alone when that is one, or when it is itself one of the helpers."""
-    threads = min(numba.get_num_threads(), n_tasks)
+    threads = min(thread_count(), n_tasks)
     if threads <= 1 or threading.current_thread().name.startswith(_HELPER):
         if n_tasks > 0:
             fn(0, n_tasks)
