@@ -221,7 +221,7 @@ def diagonal_moments(act, var, order):
     return M
 
 
-def coefficient_table(act, var, order, tier=1):
+def coefficient_table(act, var, order, tier=1, tails=True):
     """Hermite coefficients of ``phi^(j)(sqrt(v) z)`` for every variance ``v`` and ``j <= order``.
 
     Returns
@@ -230,8 +230,9 @@ def coefficient_table(act, var, order, tier=1):
         Coefficients (zero beyond each row's number of terms).
     nterms : ndarray of int (len(var),)
         Number of coefficients computed for each row.
-    R : ndarray (order + 1, len(var), K + 1)
-        Tail energies ``R[j, r, k] = sum_{i >= k} C[j, r, i]**2`` (floored at round-off).
+    R : ndarray (order + 1, len(var), K + 1) or None
+        Tail energies ``R[j, r, k] = sum_{i >= k} C[j, r, i]**2`` (floored at round-off);
+        ``None`` with ``tails=False`` (the exact points of an interpolated table need none).
     M : ndarray (order + 1, order + 1, len(var))
         One-dimensional moments ``E[phi^(i)(u) phi^(j)(u)]`` (the pair with itself).
     parity : ndarray of int (order + 1,)
@@ -263,7 +264,7 @@ def coefficient_table(act, var, order, tier=1):
             found[b] = _table_block(act, var, order, *block, C, M)
     found = found.all(axis=0)
     parity = np.where(found[:, 0], 1, np.where(found[:, 1], 0, -1))
-    return C, nterms, _tail_energies(C, nterms, M), M, parity
+    return C, nterms, _tail_energies(C, nterms, M) if tails else None, M, parity
 
 
 _PARITY_TOL = 1e-13  # relative deviation below which a part of phi^(j) is taken as exact
@@ -284,8 +285,8 @@ def _table_block(act, var, order, group, kg, width, hermite, rows, C, M):
     half = z.shape[0] // 2
     zp = z[half:]
     nodes = np.concatenate([zp, -zp])
+    stein = bool(var[rows].min() >= _STEIN_VAR)
     root = np.sqrt(var[rows])
-    stein = bool(root.min() ** 2 >= _STEIN_VAR)
     even, odd = hermite  # kg + 4 orders: Stein needs the coefficients of phi one order further
     kc = kg + 4
     f = _evaluate(act, root[:, None] * nodes[None, :], order)
@@ -827,7 +828,7 @@ def _interpolated_table(act, var, order):
     ]
     exact_at = np.concatenate([np.exp(np.concatenate([c[0], k])) for c, k in zip(cheb, checks, strict=True)])
     exact_at = np.concatenate([exact_at, var[~pos]])  # variances 0 exactly
-    Cx, nx, _, Mx, parity = coefficient_table(act, exact_at, order, 0)
+    Cx, nx, _, Mx, parity = coefficient_table(act, exact_at, order, 0, tails=False)
     K = Cx.shape[2]
     C = np.empty((order + 1, var.size, K))
     M = np.empty((order + 1, order + 1, var.size))
